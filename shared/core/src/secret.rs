@@ -1,0 +1,249 @@
+//! The collections secret. The original stores `SecretString` as base64 of a Python-literal
+//! dict: `{"collections_all": {"db.<db>.<table>": {"db": ..., "table": ..., "pii": "true"}}}`.
+//! We read that exactly, and plain JSON (base64 or not) too.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::Value;
+
+use crate::{Collection, CoreError, pyliteral};
+
+/// One collection the secret lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionEntry {
+    pub collection: Collection,
+    /// Whether the records hold personal data; written as the `pii` tag on every object.
+    pub pii: bool,
+}
+
+/// Every collection in the secret, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Collections {
+    entries: BTreeMap<Collection, CollectionEntry>,
+}
+
+impl Collections {
+    pub fn get(&self, collection: &Collection) -> Option<&CollectionEntry> {
+        self.entries.get(collection)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &CollectionEntry> {
+        self.entries.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entries for the named collections, or an error naming the first one the secret
+    /// does not list.
+    pub fn select<'a>(
+        &'a self,
+        names: impl IntoIterator<Item = &'a Collection>,
+    ) -> Result<Vec<&'a CollectionEntry>, CoreError> {
+        names
+            .into_iter()
+            .map(|c| {
+                self.get(c).ok_or_else(|| CoreError::InvalidCollection {
+                    name: c.name(),
+                    reason: format!(
+                        "the collections secret does not list it (it lists {})",
+                        self.entries
+                            .keys()
+                            .map(Collection::name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Reads the secret's `SecretString`.
+pub fn parse_collections_secret(secret_string: &str) -> Result<Collections, CoreError> {
+    let trimmed = secret_string.trim();
+    let text = if trimmed.starts_with('{') {
+        trimmed.to_owned()
+    } else {
+        let compact: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map_err(|e| {
+                CoreError::SecretFormat(format!(
+                    "it is neither a JSON object nor base64 ({e}); store base64 of the \
+                     collections dict, as the original system does"
+                ))
+            })?;
+        String::from_utf8(bytes).map_err(|_| {
+            CoreError::SecretFormat("its base64 does not decode to UTF-8 text".to_owned())
+        })?
+    };
+    let value = match serde_json::from_str::<Value>(&text) {
+        Ok(value) => value,
+        Err(_) => pyliteral::parse(&text).map_err(|e| {
+            CoreError::SecretFormat(format!("it is neither JSON nor a Python literal: {e}"))
+        })?,
+    };
+    let all = value
+        .get("collections_all")
+        .ok_or_else(|| CoreError::SecretFormat("it has no `collections_all` key".to_owned()))?
+        .as_object()
+        .ok_or_else(|| {
+            CoreError::SecretFormat("`collections_all` is not a dict of collections".to_owned())
+        })?;
+
+    let mut entries = BTreeMap::new();
+    for (name, body) in all {
+        let entry = parse_entry(name, body)?;
+        entries.insert(entry.collection.clone(), entry);
+    }
+    Ok(Collections { entries })
+}
+
+fn parse_entry(name: &str, body: &Value) -> Result<CollectionEntry, CoreError> {
+    let bad = |reason: String| CoreError::SecretEntry {
+        entry: name.to_owned(),
+        reason,
+    };
+    let collection = Collection::parse(name).map_err(|e| bad(e.to_string()))?;
+    let fields = body
+        .as_object()
+        .ok_or_else(|| bad("its value is not a dict".to_owned()))?;
+    for (field, want) in [("db", collection.db()), ("table", collection.table())] {
+        match fields.get(field) {
+            Some(Value::String(got)) if got == want => {}
+            Some(Value::String(got)) => {
+                return Err(bad(format!(
+                    "field `{field}` is `{got}` but the name says `{want}`"
+                )));
+            }
+            Some(_) => return Err(bad(format!("field `{field}` is not a string"))),
+            None => return Err(bad(format!("field `{field}` is missing"))),
+        }
+    }
+    let pii = match fields.get("pii") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
+        Some(other) => {
+            return Err(bad(format!(
+                "field `pii` is {other}; use \"true\" or \"false\""
+            )));
+        }
+    };
+    Ok(CollectionEntry { collection, pii })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn b64(text: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    const ORIGINAL: &str = "{'collections_all': {'db.core.claimant': {'db': 'core', 'table': 'claimant', 'pii': 'true'}, 'db.core.contract': {'db': 'core', 'table': 'contract', 'pii': 'false'}}}";
+
+    #[test]
+    fn reads_the_original_base64_python_literal() {
+        let collections = parse_collections_secret(&b64(ORIGINAL)).expect("valid secret");
+        let names: Vec<_> = collections
+            .iter()
+            .map(|e| (e.collection.name(), e.pii))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("db.core.claimant".to_owned(), true),
+                ("db.core.contract".to_owned(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_plain_and_base64_json() {
+        let json = r#"{"collections_all": {"db.core.claimant": {"db": "core", "table": "claimant", "pii": true}}}"#;
+        let plain = parse_collections_secret(json).expect("plain JSON");
+        let encoded = parse_collections_secret(&b64(json)).expect("base64 JSON");
+        assert_eq!(plain, encoded);
+        assert_eq!(plain.len(), 1);
+    }
+
+    #[test]
+    fn a_broken_secret_says_which_entry_and_why() {
+        let cases = [
+            (
+                "not base64!".to_owned(),
+                "collections secret is not valid: it is neither a JSON object nor base64",
+            ),
+            (
+                b64("{'other': {}}"),
+                "collections secret is not valid: it has no `collections_all` key",
+            ),
+            (
+                b64("{'collections_all': ["),
+                "collections secret is not valid: it is neither JSON nor a Python literal: unexpected end of text",
+            ),
+            (
+                b64("{'collections_all': {'db.core.x': {'db': 'core'}}}"),
+                "collections secret entry `db.core.x` is not valid: field `table` is missing",
+            ),
+            (
+                b64("{'collections_all': {'db.core.x': {'db': 'core', 'table': 'y'}}}"),
+                "collections secret entry `db.core.x` is not valid: field `table` is `y` but the name says `x`",
+            ),
+            (
+                b64("{'collections_all': {'db.core.x/..': {'db': 'core', 'table': 'x'}}}"),
+                "collections secret entry `db.core.x/..` is not valid: invalid collection `db.core.x/..`: the table name holds '/'",
+            ),
+            (
+                b64(
+                    "{'collections_all': {'db.core.x': {'db': 'core', 'table': 'x', 'pii': 'maybe'}}}",
+                ),
+                "collections secret entry `db.core.x` is not valid: field `pii` is \"maybe\"",
+            ),
+        ];
+        for (secret, want) in cases {
+            let err = parse_collections_secret(&secret)
+                .expect_err(want)
+                .to_string();
+            assert!(err.starts_with(want), "want {want:?}, got {err:?}");
+        }
+    }
+
+    #[test]
+    fn select_names_a_collection_the_secret_does_not_list() {
+        let collections = parse_collections_secret(&b64(ORIGINAL)).expect("valid");
+        let missing = Collection::parse("db.core.nope").expect("valid name");
+        let err = collections.select([&missing]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid collection `db.core.nope`: the collections secret does not list it \
+             (it lists db.core.claimant, db.core.contract)"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn the_parser_never_panics(text in "\\PC{0,200}") {
+            let _ = parse_collections_secret(&text);
+            let _ = parse_collections_secret(&b64(&text));
+        }
+
+        #[test]
+        fn the_parser_never_panics_on_python_shaped_text(
+            text in r#"[{}\[\]()'":, a-z0-9._\\TrueFalsNn-]{0,120}"#
+        ) {
+            let _ = parse_collections_secret(&text);
+            let _ = parse_collections_secret(&b64(&text));
+        }
+    }
+}
