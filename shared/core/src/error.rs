@@ -24,6 +24,17 @@ pub enum CoreError {
     #[error("timestamp {0} ms is outside the range a run can have")]
     TimestampOutOfRange(i128),
 
+    #[error("invalid S3 location `{uri}`: {reason}")]
+    InvalidS3Uri { uri: String, reason: String },
+
+    #[error(
+        "invalid database name `{0}`: use 1 to 255 lower-case letters, digits and `_`, starting with a letter or digit"
+    )]
+    InvalidDatabase(String),
+
+    #[error("unknown output format `{0}`; use `parquet` or `csv-gzip`")]
+    UnknownFormat(String),
+
     #[error("collections secret is not valid: {0}")]
     SecretFormat(String),
 
