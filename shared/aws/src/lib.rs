@@ -1,1 +1,35 @@
+//! Intraday's AWS adapters. [`AwsSettings`] builds the one `SdkConfig`; each adapter is a
+//! struct with a narrow set of methods over one service, tested against moto server.
+//!
+//! | adapter | service | used for |
+//! |---|---|---|
+//! | [`JobStore`] | DynamoDB | job items, conditional status changes, transactions |
+//! | [`Queues`] | SQS | messages between services, delays, visibility, dead letters |
+//! | [`Objects`] | S3 | output, manifests, tagging, batched deletes |
+//! | [`Secrets`] | Secrets Manager | the collections secret |
+//! | [`Alerts`] | SNS | operator alerts |
+//! | `Stacks` (feature `stack`) | CloudFormation | deploying the template locally |
 
+mod alerts;
+mod config;
+mod error;
+pub mod jobs;
+mod objects;
+mod queues;
+mod secrets;
+#[cfg(feature = "stack")]
+mod stack;
+
+pub use alerts::Alerts;
+pub use config::{Aws, AwsSettings, is_loopback};
+pub use error::AwsError;
+pub use jobs::{Condition, JobStore, Outcome, TxOp, Value};
+pub use objects::{
+    DeleteReport, MAX_DELETE_BATCH, MultipartUpload, ObjectSummary, Objects, delete_batches,
+};
+pub use queues::{MAX_BATCH, MAX_DELAY, Queues, Received};
+pub use secrets::Secrets;
+#[cfg(feature = "stack")]
+pub use stack::{Deployed, Stacks};
+
+pub use aws_sdk_dynamodb::types::AttributeValue;

@@ -1,1 +1,260 @@
+//! Test support for moto-backed tests.
+//!
+//! [`moto`] returns a loopback endpoint: the one `ci/test.sh` started (exported as
+//! `INTRADAY_TEST_ENDPOINT`), or, when a developer runs `cargo test` directly, a moto server
+//! this process starts on a free port and that stops when the process ends. With neither
+//! available, the test fails loudly: a moto-backed test is never silently skipped.
+//! [`unique`] names resources so tests never collide on one server.
 
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use intraday_aws::{Aws, AwsSettings};
+
+pub const ENDPOINT_VAR: &str = "INTRADAY_TEST_ENDPOINT";
+pub const REGION: &str = "eu-west-2";
+
+static ENDPOINT: OnceLock<String> = OnceLock::new();
+
+/// The moto server endpoint every test in this process uses.
+pub fn moto() -> &'static str {
+    ENDPOINT.get_or_init(|| match std::env::var(ENDPOINT_VAR) {
+        Ok(endpoint) if !endpoint.is_empty() => {
+            wait_for(&endpoint);
+            endpoint
+        }
+        _ => start_moto(),
+    })
+}
+
+/// Clients for moto: its endpoint, the test region, throwaway credentials.
+pub async fn aws() -> Aws {
+    AwsSettings::emulator(moto(), REGION).load().await
+}
+
+/// A resource name no other test uses: `<prefix>-<8 hex>`, lower case, valid for queues,
+/// buckets, tables and topics.
+pub fn unique(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}", &id[..8])
+}
+
+fn start_moto() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free loopback port for moto server: {e}"));
+    // A watchdog shell owns moto and kills it when this test process (its parent) exits,
+    // however the process ends.
+    let script = format!(
+        "moto_server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+         while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
+        parent = std::process::id()
+    );
+    let found = Command::new("sh")
+        .args(["-c", "command -v moto_server"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "moto server is needed for this test and none is running: run `ci/test.sh` (it \
+         installs and starts one), or `pip install 'moto[server]'`, or export \
+         {ENDPOINT_VAR}=http://127.0.0.1:<port> for a server you started"
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start moto_server: {e}"));
+    let endpoint = format!("http://127.0.0.1:{port}");
+    wait_for(&endpoint);
+    endpoint
+}
+
+fn wait_for(endpoint: &str) {
+    let addr: SocketAddr = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|e| panic!("{ENDPOINT_VAR}={endpoint} is not http://<ip>:<port>: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "moto server at {endpoint} did not answer within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Creates a job table shaped like the template's (key CorrelationId/Collection, GSIs
+/// byCollection and byCluster) and returns its name.
+pub async fn job_table(aws: &Aws) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let name = unique("jobs");
+    let key = |attr: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(attr)
+            .key_type(kind)
+            .build()
+            .expect("key schema")
+    };
+    let attr = |attr: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(attr)
+            .attribute_type(kind)
+            .build()
+            .expect("attribute definition")
+    };
+    let include = |names: &[&str]| {
+        Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(names.iter().map(|s| (*s).to_owned()).collect()))
+            .build()
+    };
+    aws.dynamodb()
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("CorrelationId", ScalarAttributeType::S))
+        .attribute_definitions(attr("Collection", ScalarAttributeType::S))
+        .attribute_definitions(attr("TriggeredTime", ScalarAttributeType::N))
+        .attribute_definitions(attr("EMRClusterId", ScalarAttributeType::S))
+        .key_schema(key("CorrelationId", KeyType::Hash))
+        .key_schema(key("Collection", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("byCollection")
+                .key_schema(key("Collection", KeyType::Hash))
+                .key_schema(key("TriggeredTime", KeyType::Range))
+                .projection(include(&[
+                    "JobStatus",
+                    "ProcessedDataStart",
+                    "ProcessedDataEnd",
+                ]))
+                .build()
+                .expect("byCollection"),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("byCluster")
+                .key_schema(key("EMRClusterId", KeyType::Hash))
+                .projection(include(&["JobStatus"]))
+                .build()
+                .expect("byCluster"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create table {name}: {e:?}"));
+    name
+}
+
+/// A queue and its dead-letter queue (`maxReceiveCount` as given); returns both URLs.
+pub async fn queue_with_dlq(aws: &Aws, max_receive_count: u32) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs = aws.sqs();
+    let name = unique("q");
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .expect("create dlq")
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("dlq attributes")
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("dlq arn");
+    let redrive =
+        format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receive_count}"}}"#);
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    (url, dlq_url)
+}
+
+pub async fn bucket(aws: &Aws) -> String {
+    let name = unique("bucket");
+    aws.s3()
+        .create_bucket()
+        .bucket(&name)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(REGION))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bucket {name}: {e:?}"));
+    name
+}
+
+/// A topic with a queue subscribed to it (raw delivery); returns (topic ARN, queue URL).
+pub async fn topic_with_queue(aws: &Aws) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let name = unique("alerts");
+    let topic = aws
+        .sns()
+        .create_topic()
+        .name(&name)
+        .send()
+        .await
+        .expect("create topic")
+        .topic_arn()
+        .unwrap_or_default()
+        .to_owned();
+    let sqs = aws.sqs();
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("{name}-sub"))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("queue arn");
+    aws.sns()
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .expect("subscribe");
+    (topic, url)
+}

@@ -1,0 +1,170 @@
+//! The one place an `SdkConfig` is built. Every service and command takes its clients from
+//! here, so region, profile and endpoint override behave the same everywhere.
+
+use std::net::IpAddr;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_http_client::{Builder, ConnectorBuilder};
+
+/// How to reach AWS: the AWS CLI's `--region`, `--profile` and `--endpoint-url`.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    /// Overrides every service's endpoint; falls back to `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+    /// Fixed credentials, for an emulator on loopback; otherwise the default chain.
+    pub static_credentials: Option<(String, String)>,
+}
+
+impl AwsSettings {
+    /// Settings for an emulator: the endpoint, a region and throwaway credentials.
+    pub fn emulator(endpoint_url: impl Into<String>, region: impl Into<String>) -> Self {
+        Self {
+            region: Some(region.into()),
+            profile: None,
+            endpoint_url: Some(endpoint_url.into()),
+            static_credentials: Some(("test".to_owned(), "test".to_owned())),
+        }
+    }
+
+    /// The endpoint in effect: the explicit one, else `AWS_ENDPOINT_URL`.
+    pub fn effective_endpoint(&self) -> Option<String> {
+        self.endpoint_url
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            .filter(|url| !url.trim().is_empty())
+    }
+
+    pub async fn load(&self) -> Aws {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &self.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(profile) = &self.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some((key, secret)) = &self.static_credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                key,
+                secret,
+                None,
+                None,
+                "intraday-static",
+            ));
+        }
+        let endpoint = self.effective_endpoint();
+        if let Some(url) = &endpoint {
+            loader = loader.endpoint_url(url);
+            if is_loopback(url) {
+                loader = loader.http_client(loopback_http_client());
+            }
+        }
+        Aws {
+            sdk: loader.load().await,
+            custom_endpoint: endpoint.is_some(),
+        }
+    }
+}
+
+/// A loaded configuration and what the clients built from it need to know about it.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub sdk: SdkConfig,
+    custom_endpoint: bool,
+}
+
+impl Aws {
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+
+    pub fn sns(&self) -> aws_sdk_sns::Client {
+        aws_sdk_sns::Client::new(&self.sdk)
+    }
+
+    pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.sdk)
+    }
+
+    /// S3 with path-style addressing when an endpoint is set: an emulator on an IP address
+    /// has no `<bucket>.host` names to resolve.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk)
+            .force_path_style(self.custom_endpoint)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    #[cfg(feature = "stack")]
+    pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
+        aws_sdk_cloudformation::Client::new(&self.sdk)
+    }
+
+    pub fn region(&self) -> Option<&str> {
+        self.sdk.region().map(|r| r.as_ref())
+    }
+}
+
+/// True when `url` points at this machine.
+pub fn is_loopback(url: &str) -> bool {
+    let host = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or("");
+    let host = if let Some(bracketed) = host.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The SDK's default client honours `HTTP(S)_PROXY`; a proxy cannot reach our loopback, and
+/// a forgotten `NO_PROXY` would send emulator traffic (and its credentials) to it.
+fn loopback_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = ConnectorBuilder::default()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .proxy_config(ProxyConfig::disabled());
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.build()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_loopback_endpoints() {
+        for url in [
+            "http://127.0.0.1:5000",
+            "http://localhost:4566/",
+            "https://[::1]:443/x",
+            "127.0.0.2:9",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "https://sqs.eu-west-2.amazonaws.com",
+            "http://10.0.0.1:5000",
+            "http://[fe80::1]/",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The object adapter against moto server's S3.
+
+use intraday_aws::Objects;
+use intraday_core::S3Uri;
+use intraday_testkit as kit;
+
+fn uri(bucket: &str, key: &str) -> S3Uri {
+    S3Uri::new(bucket, key).expect("valid uri")
+}
+
+#[tokio::test]
+async fn moto_put_get_and_tags() {
+    let aws = kit::aws().await;
+    let objects = Objects::new(aws.s3());
+    let bucket = kit::bucket(&aws).await;
+    let at = uri(
+        &bucket,
+        "data/core_claimant/run=20240311-1030/part-00000.parquet",
+    );
+    objects
+        .put(
+            &at,
+            b"hello".to_vec(),
+            "application/octet-stream",
+            &[("pii", "true"), ("db", "core"), ("table", "claimant")],
+        )
+        .await
+        .expect("put");
+    assert_eq!(objects.get(&at).await.expect("get"), b"hello");
+    assert_eq!(
+        objects.tags(&at).await.expect("tags"),
+        [
+            ("db".into(), "core".into()),
+            ("pii".into(), "true".into()),
+            ("table".into(), "claimant".into())
+        ]
+    );
+    objects
+        .put_tags(&at, &[("pii", "false")])
+        .await
+        .expect("retag");
+    assert_eq!(
+        objects.tags(&at).await.expect("tags"),
+        [("pii".to_owned(), "false".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn moto_multipart_upload_completes_tagged_or_leaves_nothing() {
+    let aws = kit::aws().await;
+    let objects = Objects::new(aws.s3());
+    let bucket = kit::bucket(&aws).await;
+
+    let at = uri(&bucket, "big/file.bin");
+    let mut upload = objects
+        .start_upload(&at, "application/octet-stream", &[("pii", "true")])
+        .await
+        .expect("start");
+    let part = vec![7u8; 5 * 1024 * 1024];
+    upload.upload_part(part.clone()).await.expect("part 1");
+    upload.upload_part(b"tail".to_vec()).await.expect("part 2");
+    upload.complete().await.expect("complete");
+    let body = objects.get(&at).await.expect("get");
+    assert_eq!(body.len(), part.len() + 4);
+    assert_eq!(
+        objects.tags(&at).await.expect("tags"),
+        [("pii".to_owned(), "true".to_owned())]
+    );
+
+    let aborted = uri(&bucket, "big/aborted.bin");
+    let mut upload = objects
+        .start_upload(&aborted, "application/octet-stream", &[])
+        .await
+        .expect("start");
+    upload.upload_part(b"partial".to_vec()).await.expect("part");
+    upload.abort().await.expect("abort");
+    let listed = objects.list(&uri(&bucket, "big/")).await.expect("list");
+    assert_eq!(
+        listed.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+        ["big/file.bin"]
+    );
+}
+
+#[tokio::test]
+async fn moto_lists_every_page_and_deletes_in_batches_only_under_the_prefix() {
+    let aws = kit::aws().await;
+    let objects = Objects::new(aws.s3());
+    let bucket = kit::bucket(&aws).await;
+    let s3 = aws.s3();
+    // 1205 keys under meta_j-ABC/ (more than one list page and one delete batch), and a
+    // neighbour meta_j-ABCD/ that must survive.
+    let mut keys = Vec::new();
+    for i in 0..1205 {
+        keys.push(format!("hbase/data/hbase/meta_j-ABC/region-{i:04}"));
+    }
+    let neighbour = "hbase/data/hbase/meta_j-ABCD/region-0000".to_owned();
+    let all: Vec<String> = keys.iter().cloned().chain([neighbour.clone()]).collect();
+    for chunk in all.chunks(50) {
+        let puts: Vec<_> = chunk
+            .iter()
+            .map(|key| {
+                let (s3, bucket, key) = (s3.clone(), bucket.clone(), key.clone());
+                tokio::spawn(async move {
+                    s3.put_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .body(Vec::new().into())
+                        .send()
+                        .await
+                })
+            })
+            .collect();
+        for put in puts {
+            put.await.expect("task").expect("put");
+        }
+    }
+
+    let listed = objects
+        .list(&uri(&bucket, "hbase/data/hbase/meta_j-ABC/"))
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1205);
+    let listed_keys: Vec<String> = listed.into_iter().map(|o| o.key).collect();
+    let report = objects.delete(&bucket, &listed_keys).await.expect("delete");
+    assert_eq!(report.deleted, 1205);
+    assert!(report.failed.is_empty());
+    let rest = objects.list(&uri(&bucket, "hbase/")).await.expect("list");
+    assert_eq!(
+        rest.into_iter().map(|o| o.key).collect::<Vec<_>>(),
+        [neighbour]
+    );
+}

@@ -1,0 +1,122 @@
+//! Logs as JSON lines (tracing), metrics as CloudWatch embedded-metric-format lines.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tracing_subscriber::EnvFilter;
+
+use crate::Disposition;
+
+/// Where metric lines go. In Lambda, stdout reaches CloudWatch Logs, which turns EMF lines
+/// into metrics; locally they can go to stderr beside the logs, or nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsSink {
+    Stdout,
+    Stderr,
+    Discard,
+}
+
+/// Names the service in logs and metrics, and writes its metric lines.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    pub service: &'static str,
+    pub sink: MetricsSink,
+}
+
+impl Telemetry {
+    pub fn new(service: &'static str, sink: MetricsSink) -> Self {
+        Self { service, sink }
+    }
+
+    /// One EMF line per handled message: a count and a latency, by service and outcome.
+    pub fn record(&self, disposition: &Disposition, elapsed: Duration) {
+        if self.sink == MetricsSink::Discard {
+            return;
+        }
+        let outcome = match disposition {
+            Disposition::Done => "ok",
+            Disposition::Retry { error, .. } if error.is_retryable() => "retry",
+            Disposition::Retry { .. } => "refused",
+        };
+        let line = emf_line(self.service, outcome, elapsed, now_ms());
+        // A metric line that cannot be written is not worth failing a message for.
+        let _ = match self.sink {
+            MetricsSink::Stdout => writeln!(std::io::stdout().lock(), "{line}"),
+            MetricsSink::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
+            MetricsSink::Discard => Ok(()),
+        };
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The EMF document: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+fn emf_line(service: &str, outcome: &str, elapsed: Duration, timestamp_ms: u64) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "Intraday",
+                "Dimensions": [["Service", "Outcome"]],
+                "Metrics": [
+                    {"Name": "Messages", "Unit": "Count"},
+                    {"Name": "HandlerLatency", "Unit": "Milliseconds"}
+                ]
+            }]
+        },
+        "Service": service,
+        "Outcome": outcome,
+        "Messages": 1,
+        "HandlerLatency": elapsed.as_secs_f64() * 1000.0,
+    })
+    .to_string()
+}
+
+/// JSON log lines on stderr, filtered by `RUST_LOG` (default `info`). Safe to call twice:
+/// the second call changes nothing.
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_lines_are_embedded_metric_format() {
+        let line = emf_line(
+            "monitor",
+            "ok",
+            Duration::from_millis(12),
+            1_700_000_000_000,
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_000u64);
+        let directive = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Intraday");
+        // Every dimension and metric the directive names is a top-level member.
+        for dim in directive["Dimensions"][0].as_array().expect("dims") {
+            assert!(v.get(dim.as_str().expect("name")).is_some(), "{dim}");
+        }
+        for metric in directive["Metrics"].as_array().expect("metrics") {
+            assert!(
+                v[metric["Name"].as_str().expect("name")].is_number(),
+                "{metric}"
+            );
+        }
+        assert_eq!(v["HandlerLatency"], 12.0);
+    }
+}
