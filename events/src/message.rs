@@ -122,7 +122,7 @@ impl Message {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inbound {
     Aws(Box<AwsEvent>),
-    Message(Message),
+    Message(Box<Message>),
 }
 
 impl Inbound {
@@ -133,7 +133,7 @@ impl Inbound {
         if value.get("detail-type").is_some() {
             AwsEvent::from_json(value).map(|e| Inbound::Aws(Box::new(e)))
         } else if value.get("type").is_some() {
-            Message::from_json(value).map(Inbound::Message)
+            Message::from_json(value).map(|m| Inbound::Message(Box::new(m)))
         } else {
             Err(EventError::UnknownShape)
         }

@@ -64,6 +64,12 @@ fn start_moto() -> String {
          installs and starts one), or `pip install 'moto[server]'`, or export \
          {ENDPOINT_VAR}=http://127.0.0.1:<port> for a server you started"
     );
+    // The watchdog is never waited for: it must outlive every test in this process, and it
+    // exits by itself when the process does.
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the watchdog outlives the tests by design"
+    )]
     Command::new("sh")
         .args(["-c", &script])
         .stdin(Stdio::null())

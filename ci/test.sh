@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, starts moto server on loopback, runs every
+# test in the workspace against it, and stops the server however the run ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source ci/tools.sh
+source ci/moto.sh
+
+# Nothing may reach beyond loopback, and no stray credentials or profile may be picked up.
+export AWS_EC2_METADATA_DISABLED=true
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=eu-west-2
+unset AWS_PROFILE AWS_ENDPOINT_URL AWS_SESSION_TOKEN
+
+echo "ci: cfn-lint infra/template.yaml" >&2
+cfn-lint infra/template.yaml
+
+intraday_start_moto
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
