@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub struct CollectionWindow {
     pub collection: Collection,
     pub window: Window,
+    /// Whether its records hold personal data: every object written is tagged `pii`.
+    pub pii: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

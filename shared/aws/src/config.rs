@@ -103,6 +103,11 @@ impl Aws {
         aws_sdk_s3::Client::from_conf(config)
     }
 
+    #[cfg(feature = "emr")]
+    pub fn emr(&self) -> aws_sdk_emr::Client {
+        aws_sdk_emr::Client::new(&self.sdk)
+    }
+
     #[cfg(feature = "stack")]
     pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
         aws_sdk_cloudformation::Client::new(&self.sdk)

@@ -23,6 +23,9 @@ pub const ATTR_DATA_START: &str = "ProcessedDataStart";
 pub const ATTR_DATA_END: &str = "ProcessedDataEnd";
 pub const ATTR_READY_TIME: &str = "EMRReadyTime";
 pub const ATTR_CLUSTER_ID: &str = "EMRClusterId";
+pub const ATTR_WINDOW_END: &str = "WindowEnd";
+pub const ATTR_STATUS_CHANGED: &str = "StatusChangedTime";
+pub const ATTR_BACKFILL: &str = "Backfill";
 pub const INDEX_BY_COLLECTION: &str = "byCollection";
 pub const INDEX_BY_CLUSTER: &str = "byCluster";
 
@@ -205,6 +208,14 @@ impl TxOp {
     }
 }
 
+/// The adapter's clock, for `StatusChangedTime`.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 fn non_empty<K, V>(map: HashMap<K, V>) -> Option<HashMap<K, V>> {
     (!map.is_empty()).then_some(map)
 }
@@ -221,7 +232,12 @@ type UpdateParts = (
 fn transition_parts(to: JobStatus, set: &[(&str, Value)]) -> UpdateParts {
     let mut names = HashMap::from([("#status".to_owned(), ATTR_STATUS.to_owned())]);
     let mut values = HashMap::from([(":to".to_owned(), AttributeValue::S(to.as_str().to_owned()))]);
-    let mut assignments = vec!["#status = :to".to_owned()];
+    let mut assignments = vec!["#status = :to".to_owned(), "#changed = :changed".to_owned()];
+    names.insert("#changed".to_owned(), ATTR_STATUS_CHANGED.to_owned());
+    values.insert(
+        ":changed".to_owned(),
+        AttributeValue::N(now_ms().to_string()),
+    );
     for (i, (name, value)) in set.iter().enumerate() {
         names.insert(format!("#a{i}"), (*name).to_owned());
         values.insert(format!(":a{i}"), value.attribute());
@@ -288,6 +304,8 @@ pub fn job_to_item(job: &JobRecord) -> Item {
         (ATTR_DATA_START, job.processed_data_start),
         (ATTR_DATA_END, job.processed_data_end),
         (ATTR_READY_TIME, job.emr_ready_time),
+        (ATTR_WINDOW_END, job.window_end),
+        (ATTR_STATUS_CHANGED, job.status_changed_at),
     ] {
         if let Some(v) = value {
             item.insert(name.to_owned(), AttributeValue::N(v.to_string()));
@@ -342,6 +360,9 @@ pub fn item_to_job(item: &Item) -> Result<JobRecord, AwsError> {
         processed_data_end: number(ATTR_DATA_END)?,
         emr_ready_time: number(ATTR_READY_TIME)?,
         emr_cluster_id: text(ATTR_CLUSTER_ID),
+        window_end: number(ATTR_WINDOW_END)?,
+        status_changed_at: number(ATTR_STATUS_CHANGED)?,
+        backfill: matches!(item.get(ATTR_BACKFILL), Some(AttributeValue::Bool(true))),
     })
 }
 
@@ -362,6 +383,10 @@ impl JobStore {
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    pub(crate) fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
     }
 
     /// Writes a new job item. Returns `false`, writing nothing, when it exists already (a
@@ -634,7 +659,7 @@ mod tests {
     fn a_transition_is_conditional_on_the_statuses_the_table_allows() {
         let (update, condition, names, values) =
             transition_parts(JobStatus::EmrCompleted, &[(ATTR_DATA_END, Value::N(42))]);
-        assert_eq!(update, "SET #status = :to, #a0 = :a0");
+        assert_eq!(update, "SET #status = :to, #changed = :changed, #a0 = :a0");
         assert_eq!(
             condition.expression,
             "attribute_exists(#cid) AND #status IN (:f0, :f1)"

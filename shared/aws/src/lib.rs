@@ -8,12 +8,16 @@
 //! | [`Objects`] | S3 | output, manifests, tagging, batched deletes |
 //! | [`Secrets`] | Secrets Manager | the collections secret |
 //! | [`Alerts`] | SNS | operator alerts |
+//! | `Emr` (feature `emr`) | EMR | launching, finding and stopping clusters |
 //! | `Stacks` (feature `stack`) | CloudFormation | deploying the template locally |
 
 mod alerts;
 mod config;
+#[cfg(feature = "emr")]
+pub mod emr;
 mod error;
 pub mod jobs;
+pub mod locks;
 mod objects;
 mod queues;
 mod secrets;
@@ -22,6 +26,8 @@ mod stack;
 
 pub use alerts::Alerts;
 pub use config::{Aws, AwsSettings, is_loopback};
+#[cfg(feature = "emr")]
+pub use emr::{ClusterInfo, ClusterRequest, Emr, StepInfo};
 pub use error::AwsError;
 pub use jobs::{Condition, JobStore, Outcome, TxOp, Value};
 pub use objects::{

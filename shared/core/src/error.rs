@@ -18,6 +18,15 @@ pub enum CoreError {
     #[error("job status cannot go from {from} to {to}")]
     TransitionNotAllowed { from: String, to: String },
 
+    #[error(
+        "run `{run}` of `{collection}` is {status}, not failed: only EMR_FAILED and LAMBDA_FAILED runs can be acknowledged"
+    )]
+    NotFailed {
+        run: String,
+        collection: String,
+        status: String,
+    },
+
     #[error("invalid window [{start_ms}, {end_ms}): the start must be before the end")]
     EmptyWindow { start_ms: u64, end_ms: u64 },
 

@@ -7,6 +7,7 @@
 mod collection;
 mod error;
 mod location;
+mod plan;
 mod pyliteral;
 mod run;
 mod secret;
@@ -16,6 +17,7 @@ mod window;
 pub use collection::Collection;
 pub use error::CoreError;
 pub use location::{DatabaseName, OutputFormat, S3Uri};
+pub use plan::{DeferReason, LockState, RunPlan, WaitPolicy, plan_run};
 pub use run::{CorrelationId, JobRecord, run_folder};
 pub use secret::{CollectionEntry, Collections, parse_collections_secret};
 pub use status::{JobStatus, TRANSITIONS, Transition};

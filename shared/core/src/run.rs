@@ -93,6 +93,12 @@ pub struct JobRecord {
     pub emr_ready_time: Option<u64>,
     /// `EMRClusterId`.
     pub emr_cluster_id: Option<String>,
+    /// `WindowEnd`: the end of the window this run extracts (exclusive), epoch ms.
+    pub window_end: Option<u64>,
+    /// `StatusChangedTime`: when `JobStatus` last changed, epoch ms.
+    pub status_changed_at: Option<u64>,
+    /// `Backfill`: an explicit window that never moves the watermark.
+    pub backfill: bool,
 }
 
 impl JobRecord {
@@ -111,6 +117,9 @@ impl JobRecord {
             processed_data_end: None,
             emr_ready_time: None,
             emr_cluster_id: None,
+            window_end: None,
+            status_changed_at: None,
+            backfill: false,
         }
     }
 }

@@ -152,6 +152,19 @@ impl JobStatus {
         }
     }
 
+    /// The status an operator's acknowledgement moves this job to, or why it cannot.
+    pub fn acknowledge(
+        self,
+        run: &crate::CorrelationId,
+        collection: &crate::Collection,
+    ) -> Result<JobStatus, CoreError> {
+        self.acknowledged().ok_or_else(|| CoreError::NotFailed {
+            run: run.to_string(),
+            collection: collection.name(),
+            status: self.as_str().to_owned(),
+        })
+    }
+
     /// Decides what moving from `self` to `to` means. A repeated or late event is a no-op,
     /// never a regression; anything else outside the table is an error.
     pub fn transition_to(self, to: JobStatus) -> Result<Transition, CoreError> {

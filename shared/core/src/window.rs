@@ -67,11 +67,11 @@ impl fmt::Display for Window {
 ///
 /// `newest_first` is the collection's history ordered by `TriggeredTime`, newest first, as the
 /// `byCollection` index returns it. A completed run without `ProcessedDataEnd` found no records;
-/// like the original, it leaves the older watermark in place.
+/// like the original, it leaves the older watermark in place. A backfill never moves it.
 pub fn next_window_start<'a>(newest_first: impl IntoIterator<Item = &'a JobRecord>) -> u64 {
     newest_first
         .into_iter()
-        .filter(|job| job.status == JobStatus::EmrCompleted)
+        .filter(|job| job.status == JobStatus::EmrCompleted && !job.backfill)
         .find_map(|job| job.processed_data_end)
         .map_or(0, |end| end.saturating_add(1))
 }
@@ -123,6 +123,18 @@ mod tests {
                 201,
             ),
             (vec![job(JobStatus::EmrCompleted, Some(u64::MAX))], u64::MAX),
+            (
+                vec![
+                    JobRecord {
+                        backfill: true,
+                        ..job(JobStatus::EmrCompleted, Some(900))
+                    },
+                    job(JobStatus::Deferred, None),
+                    job(JobStatus::AcknowledgedEmrFailed, Some(800)),
+                    job(JobStatus::EmrCompleted, Some(300)),
+                ],
+                301,
+            ),
         ];
         for (history, want) in cases {
             assert_eq!(next_window_start(&history), want, "{history:?}");

@@ -1,0 +1,72 @@
+//! The launcher's settings, from its environment (the template's Lambda variables).
+
+use std::time::Duration;
+
+use crate::LaunchError;
+use crate::cluster::{ClusterTemplate, DEFAULT_TEMPLATE};
+
+pub struct Config {
+    pub job_table: String,
+    pub alerts_topic_arn: String,
+    pub template: ClusterTemplate,
+    pub claim_timeout: Duration,
+}
+
+fn required(name: &'static str, meaning: &'static str) -> Result<String, LaunchError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or(LaunchError::MissingEnv { name, meaning })
+}
+
+impl Config {
+    /// `INTRADAY_EMR_PARAMS` holds the environment's overrides: a JSON object, or `@<path>`
+    /// of a file holding one (`infra/emr/params/<env>.json`).
+    pub fn from_env() -> Result<Self, LaunchError> {
+        let mut template = ClusterTemplate::parse(DEFAULT_TEMPLATE, "infra/emr/cluster.json")?;
+        if let Ok(params) = std::env::var("INTRADAY_EMR_PARAMS") {
+            let (text, source) = match params.strip_prefix('@') {
+                Some(path) => (
+                    std::fs::read_to_string(path).map_err(|e| LaunchError::Template {
+                        source_name: path.to_owned(),
+                        reason: format!("cannot read it: {e}"),
+                    })?,
+                    path.to_owned(),
+                ),
+                None => (params, "INTRADAY_EMR_PARAMS".to_owned()),
+            };
+            template = template.with_overrides(&text, &source)?;
+        }
+        // The stack's own settings win over the files: they name this account's resources.
+        let mut stack = serde_json::Map::new();
+        for (var, key) in [
+            ("INTRADAY_HBASE_ROOT", "hbase_root"),
+            ("INTRADAY_EMR_SERVICE_ROLE", "service_role"),
+            ("INTRADAY_EMR_INSTANCE_PROFILE", "job_flow_role"),
+        ] {
+            if let Ok(value) = std::env::var(var)
+                && !value.is_empty()
+            {
+                stack.insert(key.to_owned(), serde_json::Value::String(value));
+            }
+        }
+        if !stack.is_empty() {
+            template = template.with_overrides(
+                &serde_json::Value::Object(stack).to_string(),
+                "the stack's environment",
+            )?;
+        }
+        Ok(Self {
+            job_table: required(
+                "INTRADAY_JOB_TABLE",
+                "it names the job table (stack output JobTableName)",
+            )?,
+            alerts_topic_arn: required(
+                "INTRADAY_ALERTS_TOPIC_ARN",
+                "it names the alerts topic (stack output AlertsTopicArn)",
+            )?,
+            template,
+            claim_timeout: Duration::from_secs(120),
+        })
+    }
+}

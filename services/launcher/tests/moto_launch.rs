@@ -1,0 +1,254 @@
+//! The launcher against moto server: exactly one cluster per run, however often and however
+//! concurrently its LaunchRequested arrives.
+
+use std::time::Duration;
+
+use intraday_aws::{Alerts, AwsError, Emr, JobStore, Queues};
+use intraday_core::{CorrelationId, JobRecord, JobStatus};
+use intraday_events::{LaunchRequested, Message as Event};
+use intraday_launcher::cluster::{ClusterTemplate, DEFAULT_TEMPLATE, TAG_CORRELATION_ID};
+use intraday_launcher::{Ctx, Launched, handle, launch_once};
+use intraday_runtime::{HandlerError, Message};
+use intraday_testkit as kit;
+
+struct Setup {
+    ctx: Ctx,
+    launch: LaunchRequested,
+    alerts_queue: String,
+    queues: Queues,
+}
+
+async fn setup() -> Setup {
+    let aws = kit::aws().await;
+    let table = kit::job_table(&aws).await;
+    let (topic, alerts_queue) = kit::topic_with_queue(&aws).await;
+    let store = JobStore::new(aws.dynamodb(), table);
+    let mut launch = match Event::parse(include_str!(
+        "../../../events/samples/launch-requested.json"
+    ))
+    .expect("sample")
+    {
+        Event::LaunchRequested(l) => l,
+        other => panic!("{other:?}"),
+    };
+    launch.correlation_id = CorrelationId::new(kit::unique("run")).expect("id");
+    for c in &launch.collections {
+        let job = JobRecord::new(
+            launch.correlation_id.clone(),
+            c.collection.clone(),
+            JobStatus::LambdaTriggered,
+            launch.trigger_time_ms,
+        );
+        assert!(store.create(&job).await.expect("create item"));
+    }
+    let ctx = Ctx {
+        store,
+        emr: Emr::new(aws.emr()),
+        alerts: Alerts::new(aws.sns(), topic),
+        template: ClusterTemplate::parse(DEFAULT_TEMPLATE, "cluster.json").expect("template"),
+        claim_timeout: Duration::from_secs(120),
+    };
+    Setup {
+        ctx,
+        launch,
+        alerts_queue,
+        queues: Queues::new(aws.sqs()),
+    }
+}
+
+async fn clusters_tagged(emr: &Emr, run: &CorrelationId) -> Vec<String> {
+    let mut found = Vec::new();
+    for (id, _) in emr
+        .list(
+            &[
+                "STARTING",
+                "BOOTSTRAPPING",
+                "RUNNING",
+                "WAITING",
+                "TERMINATED",
+            ],
+            None,
+        )
+        .await
+        .expect("list")
+    {
+        if emr
+            .describe(&id)
+            .await
+            .expect("describe")
+            .tags
+            .get(TAG_CORRELATION_ID)
+            .map(String::as_str)
+            == Some(run.as_str())
+        {
+            found.push(id);
+        }
+    }
+    found
+}
+
+fn delivery(launch: &LaunchRequested, n: u32) -> Message {
+    Message {
+        id: format!("m{n}"),
+        body: Event::LaunchRequested(launch.clone()).to_body(),
+        receive_count: n,
+        sent_ms: None,
+    }
+}
+
+#[tokio::test]
+async fn moto_five_deliveries_including_concurrent_ones_start_exactly_one_cluster() {
+    let s = setup().await;
+    // Three at once, then two more after the first ones settled, as SQS redelivers.
+    let (a, b, c) = tokio::join!(
+        handle(delivery(&s.launch, 1), &s.ctx),
+        handle(delivery(&s.launch, 1), &s.ctx),
+        handle(delivery(&s.launch, 1), &s.ctx),
+    );
+    let results = [a, b, c];
+    assert!(results.iter().any(Result::is_ok), "{results:?}");
+    for r in &results {
+        if let Err(e) = r {
+            assert!(
+                matches!(e, HandlerError::Retryable(m) if m.contains("in progress")),
+                "{e:?}"
+            );
+        }
+    }
+    for n in 2..=3 {
+        handle(delivery(&s.launch, n), &s.ctx)
+            .await
+            .expect("redelivery is a no-op");
+    }
+    let clusters = clusters_tagged(&s.ctx.emr, &s.launch.correlation_id).await;
+    assert_eq!(clusters.len(), 1, "{clusters:?}");
+    for job in s
+        .ctx
+        .store
+        .run(&s.launch.correlation_id)
+        .await
+        .expect("run")
+    {
+        assert_eq!(job.status, JobStatus::EmrLaunched);
+        assert_eq!(job.emr_cluster_id.as_deref(), Some(clusters[0].as_str()));
+    }
+    let again = launch_once(&s.launch, &s.ctx).await.expect("again");
+    assert_eq!(again, Launched::AlreadyRecorded(clusters[0].clone()));
+
+    // The cluster is what the template promises.
+    let info = s.ctx.emr.describe(&clusters[0]).await.expect("describe");
+    assert_eq!(info.name, "intraday-incremental");
+    assert_eq!(info.tags["ManagedBy"], "intraday");
+    let steps = s.ctx.emr.steps(&clusters[0]).await.expect("steps");
+    assert_eq!(
+        steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["intraday-extract"]
+    );
+}
+
+#[tokio::test]
+async fn moto_a_cluster_started_by_an_attempt_that_died_is_found_not_launched_again() {
+    let mut s = setup().await;
+    // An earlier attempt launched, then died before recording: its claim is stale.
+    let request = s.ctx.template.request(&s.launch).expect("request");
+    let orphan = s.ctx.emr.run(&request).await.expect("orphan cluster");
+    s.ctx.claim_timeout = Duration::ZERO;
+    let outcome = launch_once(&s.launch, &s.ctx).await.expect("launch");
+    assert_eq!(outcome, Launched::Found(orphan.clone()));
+    assert_eq!(
+        clusters_tagged(&s.ctx.emr, &s.launch.correlation_id).await,
+        [orphan]
+    );
+}
+
+#[tokio::test]
+async fn moto_a_refused_launch_fails_the_items_and_alerts_with_aws_reason() {
+    let s = setup().await;
+    let refusal = AwsError::Service {
+        operation: "RunJobFlow",
+        code: "ValidationException".into(),
+        message: "Instance type m9.huge is not supported".into(),
+        retryable: false,
+    };
+    intraday_launcher::handler::refuse(&s.launch, &refusal, &s.ctx)
+        .await
+        .expect("refuse");
+    for job in s
+        .ctx
+        .store
+        .run(&s.launch.correlation_id)
+        .await
+        .expect("run")
+    {
+        assert_eq!(job.status, JobStatus::LambdaFailed);
+    }
+    let got = s
+        .queues
+        .receive(&s.alerts_queue, 1, Duration::from_secs(5), None)
+        .await
+        .expect("alert");
+    assert_eq!(got.len(), 1);
+    let alert: serde_json::Value = serde_json::from_str(&got[0].body).expect("json");
+    assert!(
+        alert["detail"]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("Instance type m9.huge is not supported")
+    );
+    assert!(
+        alert["detail"]["resolve"]
+            .as_str()
+            .expect("resolve")
+            .contains(&format!("intradayctl ack {}", s.launch.correlation_id))
+    );
+    // A later delivery of the same request launches nothing.
+    let outcome = launch_once(&s.launch, &s.ctx).await.expect("again");
+    assert_eq!(outcome, Launched::NotLaunchable(JobStatus::LambdaFailed));
+    assert!(
+        clusters_tagged(&s.ctx.emr, &s.launch.correlation_id)
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn moto_bad_input_is_refused_naming_the_problem() {
+    let s = setup().await;
+    let cases = [
+        ("{oops".to_owned(), "message body is not JSON"),
+        (
+            r#"{"type":"RunRequested","version":1}"#.to_owned(),
+            "RunRequested is not valid at `(top level)`: missing field `correlation_id`",
+        ),
+        (
+            include_str!("../../../events/samples/alert.json").to_owned(),
+            "the launcher handles LaunchRequested, not Alert",
+        ),
+    ];
+    for (body, want) in cases {
+        let err = handle(
+            Message {
+                id: "m".into(),
+                body,
+                receive_count: 1,
+                sent_ms: None,
+            },
+            &s.ctx,
+        )
+        .await
+        .expect_err(want);
+        assert!(
+            matches!(&err, HandlerError::Permanent(m) if m.starts_with(want)),
+            "{err:?}"
+        );
+    }
+    let mut unknown_run = s.launch.clone();
+    unknown_run.correlation_id = CorrelationId::new("never-scheduled").expect("id");
+    let err = handle(delivery(&unknown_run, 1), &s.ctx)
+        .await
+        .expect_err("no items");
+    assert_eq!(
+        err,
+        HandlerError::Permanent("run `never-scheduled` has no job item for `db.core.claimant`; a LaunchRequested must follow the scheduler's".into())
+    );
+}

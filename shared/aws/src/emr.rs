@@ -1,0 +1,341 @@
+//! EMR: launching, finding and stopping read-replica clusters.
+//!
+//! `RunJobFlow` has no idempotency token, and `ListClusters` filters by state and creation
+//! time only, not by tag; the launcher guards against double launches itself and finds its
+//! clusters by the `CorrelationId` tag through `DescribeCluster`.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_emr::primitives::DateTime;
+use aws_sdk_emr::types::{
+    ActionOnFailure, Application, BootstrapActionConfig, ClusterState, Configuration,
+    HadoopJarStepConfig, InstanceGroupConfig, InstanceRoleType, JobFlowInstancesConfig, MarketType,
+    ScriptBootstrapActionConfig, StepConfig, Tag,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::AwsError;
+use crate::error::SdkResultExt;
+
+/// One instance group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceGroup {
+    /// `MASTER`, `CORE` or `TASK`.
+    pub role: String,
+    pub instance_type: String,
+    pub count: i32,
+    /// `ON_DEMAND` (default) or `SPOT`.
+    #[serde(default)]
+    pub market: Option<String>,
+}
+
+/// One `Configurations` entry: a classification and its properties.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigurationSpec {
+    pub classification: String,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapSpec {
+    pub name: String,
+    pub path: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepSpec {
+    pub name: String,
+    pub jar: String,
+    pub args: Vec<String>,
+    /// `TERMINATE_CLUSTER`, `CANCEL_AND_WAIT` or `CONTINUE`.
+    pub action_on_failure: String,
+}
+
+/// Everything `RunJobFlow` needs, as plain data the launcher builds and tests without AWS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRequest {
+    pub name: String,
+    pub release_label: String,
+    pub log_uri: Option<String>,
+    pub applications: Vec<String>,
+    pub instance_groups: Vec<InstanceGroup>,
+    pub subnet_id: Option<String>,
+    pub keep_alive: bool,
+    pub configurations: Vec<ConfigurationSpec>,
+    pub bootstrap_actions: Vec<BootstrapSpec>,
+    pub steps: Vec<StepSpec>,
+    pub tags: BTreeMap<String, String>,
+    pub security_configuration: Option<String>,
+    pub service_role: Option<String>,
+    pub job_flow_role: Option<String>,
+}
+
+/// A cluster as `DescribeCluster` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub state_change_code: Option<String>,
+    pub state_change_message: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub log_uri: Option<String>,
+}
+
+/// A step as `ListSteps` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepInfo {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub failure_reason: Option<String>,
+    pub log_file: Option<String>,
+}
+
+/// States of a cluster that may still run steps.
+pub const ACTIVE_STATES: [&str; 4] = ["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"];
+
+#[derive(Debug, Clone)]
+pub struct Emr {
+    client: aws_sdk_emr::Client,
+}
+
+impl Emr {
+    pub fn new(client: aws_sdk_emr::Client) -> Self {
+        Self { client }
+    }
+
+    /// Starts a cluster; returns its id.
+    pub async fn run(&self, request: &ClusterRequest) -> Result<String, AwsError> {
+        let groups = request
+            .instance_groups
+            .iter()
+            .map(|g| {
+                InstanceGroupConfig::builder()
+                    .name(g.role.to_ascii_lowercase())
+                    .instance_role(InstanceRoleType::from(g.role.as_str()))
+                    .instance_type(&g.instance_type)
+                    .instance_count(g.count)
+                    .market(MarketType::from(g.market.as_deref().unwrap_or("ON_DEMAND")))
+                    .build()
+            })
+            .collect();
+        let instances = JobFlowInstancesConfig::builder()
+            .set_instance_groups(Some(groups))
+            .keep_job_flow_alive_when_no_steps(request.keep_alive)
+            .termination_protected(false)
+            .set_ec2_subnet_id(request.subnet_id.clone())
+            .build();
+        let steps = request
+            .steps
+            .iter()
+            .map(|s| {
+                StepConfig::builder()
+                    .name(&s.name)
+                    .action_on_failure(ActionOnFailure::from(s.action_on_failure.as_str()))
+                    .hadoop_jar_step(
+                        HadoopJarStepConfig::builder()
+                            .jar(&s.jar)
+                            .set_args(Some(s.args.clone()))
+                            .build(),
+                    )
+                    .build()
+            })
+            .collect();
+        let out = self
+            .client
+            .run_job_flow()
+            .name(&request.name)
+            .release_label(&request.release_label)
+            .set_log_uri(request.log_uri.clone())
+            .set_applications(Some(
+                request
+                    .applications
+                    .iter()
+                    .map(|a| Application::builder().name(a).build())
+                    .collect(),
+            ))
+            .instances(instances)
+            .set_configurations(Some(
+                request
+                    .configurations
+                    .iter()
+                    .map(|c| {
+                        Configuration::builder()
+                            .classification(&c.classification)
+                            .set_properties(Some(c.properties.clone().into_iter().collect()))
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .set_bootstrap_actions(Some(
+                request
+                    .bootstrap_actions
+                    .iter()
+                    .map(|b| {
+                        BootstrapActionConfig::builder()
+                            .name(&b.name)
+                            .script_bootstrap_action(
+                                ScriptBootstrapActionConfig::builder()
+                                    .path(&b.path)
+                                    .set_args(Some(b.args.clone()))
+                                    .build(),
+                            )
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .set_steps(Some(steps))
+            .set_tags(Some(
+                request
+                    .tags
+                    .iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .set_security_configuration(request.security_configuration.clone())
+            .set_service_role(request.service_role.clone())
+            .set_job_flow_role(request.job_flow_role.clone())
+            .send()
+            .await
+            .aws("RunJobFlow")?;
+        Ok(out.job_flow_id().unwrap_or_default().to_owned())
+    }
+
+    /// Ids of clusters in `states` created after `created_after_ms`, page after page.
+    pub async fn list(
+        &self,
+        states: &[&str],
+        created_after_ms: Option<u64>,
+    ) -> Result<Vec<(String, String)>, AwsError> {
+        let mut found = Vec::new();
+        let mut marker = None;
+        loop {
+            let out = self
+                .client
+                .list_clusters()
+                .set_cluster_states(Some(
+                    states.iter().map(|s| ClusterState::from(*s)).collect(),
+                ))
+                .set_created_after(created_after_ms.map(|ms| DateTime::from_millis(ms as i64)))
+                .set_marker(marker.take())
+                .send()
+                .await
+                .aws("ListClusters")?;
+            found.extend(out.clusters().iter().filter_map(|c| {
+                Some((c.id()?.to_owned(), c.name().unwrap_or_default().to_owned()))
+            }));
+            match out.marker() {
+                Some(next) if !next.is_empty() => marker = Some(next.to_owned()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// The active cluster carrying tag `key = value`, if any, among clusters created after
+    /// `created_after_ms`.
+    pub async fn find_active_by_tag(
+        &self,
+        key: &str,
+        value: &str,
+        created_after_ms: Option<u64>,
+    ) -> Result<Option<String>, AwsError> {
+        for (id, _) in self.list(&ACTIVE_STATES, created_after_ms).await? {
+            let info = self.describe(&id).await?;
+            if info.tags.get(key).map(String::as_str) == Some(value) {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    pub async fn describe(&self, cluster_id: &str) -> Result<ClusterInfo, AwsError> {
+        let out = self
+            .client
+            .describe_cluster()
+            .cluster_id(cluster_id)
+            .send()
+            .await
+            .aws("DescribeCluster")?;
+        let cluster = out.cluster().ok_or_else(|| AwsError::Service {
+            operation: "DescribeCluster",
+            code: "NoCluster".to_owned(),
+            message: format!("DescribeCluster returned no cluster for {cluster_id}"),
+            retryable: false,
+        })?;
+        let status = cluster.status();
+        let reason = status.and_then(|s| s.state_change_reason());
+        Ok(ClusterInfo {
+            id: cluster.id().unwrap_or(cluster_id).to_owned(),
+            name: cluster.name().unwrap_or_default().to_owned(),
+            state: status
+                .and_then(|s| s.state())
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            state_change_code: reason.and_then(|r| r.code()).map(|c| c.as_str().to_owned()),
+            state_change_message: reason.and_then(|r| r.message()).map(str::to_owned),
+            tags: cluster
+                .tags()
+                .iter()
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_owned(),
+                        t.value().unwrap_or_default().to_owned(),
+                    ))
+                })
+                .collect(),
+            log_uri: cluster.log_uri().map(str::to_owned),
+        })
+    }
+
+    pub async fn steps(&self, cluster_id: &str) -> Result<Vec<StepInfo>, AwsError> {
+        let mut found = Vec::new();
+        let mut marker = None;
+        loop {
+            let out = self
+                .client
+                .list_steps()
+                .cluster_id(cluster_id)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .aws("ListSteps")?;
+            found.extend(out.steps().iter().map(|s| {
+                let status = s.status();
+                let failure = status.and_then(|st| st.failure_details());
+                StepInfo {
+                    id: s.id().unwrap_or_default().to_owned(),
+                    name: s.name().unwrap_or_default().to_owned(),
+                    state: status
+                        .and_then(|st| st.state())
+                        .map(|st| st.as_str().to_owned())
+                        .unwrap_or_default(),
+                    failure_reason: failure
+                        .and_then(|f| f.reason().or(f.message()))
+                        .map(str::to_owned),
+                    log_file: failure.and_then(|f| f.log_file()).map(str::to_owned),
+                }
+            }));
+            match out.marker() {
+                Some(next) if !next.is_empty() => marker = Some(next.to_owned()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    pub async fn terminate(&self, cluster_id: &str) -> Result<(), AwsError> {
+        self.client
+            .terminate_job_flows()
+            .job_flow_ids(cluster_id)
+            .send()
+            .await
+            .aws("TerminateJobFlows")?;
+        Ok(())
+    }
+}
