@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use crate::LaunchError;
+use intraday_runtime::env::required;
+
 use crate::cluster::{ClusterTemplate, DEFAULT_TEMPLATE};
 
 pub struct Config {
@@ -10,13 +12,6 @@ pub struct Config {
     pub alerts_topic_arn: String,
     pub template: ClusterTemplate,
     pub claim_timeout: Duration,
-}
-
-fn required(name: &'static str, meaning: &'static str) -> Result<String, LaunchError> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .ok_or(LaunchError::MissingEnv { name, meaning })
 }
 
 impl Config {

@@ -32,11 +32,8 @@ pub enum LaunchError {
     )]
     NoJobItem { run: String, collection: String },
 
-    #[error("environment variable {name} is not set: {meaning}")]
-    MissingEnv {
-        name: &'static str,
-        meaning: &'static str,
-    },
+    #[error(transparent)]
+    Env(#[from] intraday_runtime::env::EnvError),
 
     #[error(
         "the launch of run `{0}` is in progress in another delivery; this one will check again"

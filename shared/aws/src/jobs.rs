@@ -317,6 +317,9 @@ pub fn job_to_item(job: &JobRecord) -> Item {
             AttributeValue::S(cluster.clone()),
         );
     }
+    if job.backfill {
+        item.insert(ATTR_BACKFILL.to_owned(), AttributeValue::Bool(true));
+    }
     item
 }
 
@@ -474,44 +477,75 @@ impl JobStore {
         let mut jobs = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(INDEX_BY_COLLECTION)
-                .key_condition_expression("#c = :c")
-                .expression_attribute_names("#c", ATTR_COLLECTION)
-                .expression_attribute_values(":c", AttributeValue::S(collection.name()))
-                .scan_index_forward(false)
-                .limit(page_size)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .aws("Query")?;
-            let page = out
-                .items()
-                .iter()
-                .filter(|item| item.contains_key(ATTR_STATUS))
-                .map(item_to_job)
-                .collect::<Result<Vec<_>, _>>()?;
+            let (page, next) = self
+                .history_page(collection, page_size, start.take())
+                .await?;
             let more = keep_going(&page);
             jobs.extend(page);
-            match out.last_evaluated_key() {
-                Some(key) if more && !key.is_empty() => start = Some(key.clone()),
+            match next {
+                Some(key) if more => start = Some(key),
                 _ => return Ok(jobs),
             }
         }
     }
 
+    /// One page of the `byCollection` index, newest first, and the key of the next page.
+    /// The index projects only the status and the data bounds of each item.
+    async fn history_page(
+        &self,
+        collection: &Collection,
+        page_size: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<JobRecord>, Option<Item>), AwsError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(INDEX_BY_COLLECTION)
+            .key_condition_expression("#c = :c")
+            .expression_attribute_names("#c", ATTR_COLLECTION)
+            .expression_attribute_values(":c", AttributeValue::S(collection.name()))
+            .scan_index_forward(false)
+            .limit(page_size)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .aws("Query")?;
+        let page = out
+            .items()
+            .iter()
+            .filter(|item| item.contains_key(ATTR_STATUS))
+            .map(item_to_job)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = out.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
+        Ok((page, next))
+    }
+
     /// Where the collection's next scheduled window starts (see
     /// [`intraday_core::next_window_start`]); reads only as many pages as it needs.
+    ///
+    /// The index does not project `Backfill`, so each candidate is read whole before it
+    /// counts: a backfill never moves the watermark, whatever it recorded.
     pub async fn next_window_start(&self, collection: &Collection) -> Result<u64, AwsError> {
-        let found = |jobs: &[JobRecord]| {
-            jobs.iter()
-                .any(|j| j.status == JobStatus::EmrCompleted && j.processed_data_end.is_some())
-        };
-        let history = self.history(collection, 50, |page| !found(page)).await?;
-        Ok(intraday_core::next_window_start(&history))
+        let mut start: Option<Item> = None;
+        loop {
+            let (page, next) = self.history_page(collection, 50, start.take()).await?;
+            for candidate in page
+                .iter()
+                .filter(|j| j.status == JobStatus::EmrCompleted && j.processed_data_end.is_some())
+            {
+                if let Some(full) = self.get(&candidate.correlation_id, collection).await? {
+                    let start = intraday_core::next_window_start([&full]);
+                    if start > 0 {
+                        return Ok(start);
+                    }
+                }
+            }
+            match next {
+                Some(key) => start = Some(key),
+                None => return Ok(0),
+            }
+        }
     }
 
     /// Runs whose items carry `EMRClusterId = cluster_id`, from the sparse `byCluster` index.
@@ -686,6 +720,9 @@ mod tests {
         );
         job.processed_data_end = Some(1_710_152_991_234);
         job.emr_cluster_id = Some("j-ABC".to_owned());
+        job.window_end = Some(1_710_153_000_000);
+        job.status_changed_at = Some(1_710_153_001_000);
+        job.backfill = true;
         let mut item = job_to_item(&job);
         assert_eq!(item_to_job(&item).expect("reads back"), job);
 

@@ -37,6 +37,8 @@ pub enum DeferReason {
         holder: CorrelationId,
         waited: Duration,
     },
+    /// The collection's watermark is at or past the end of the window: nothing to extract.
+    NothingToExtract { start_ms: u64, end_ms: u64 },
 }
 
 /// The decision for one attempt of a run.

@@ -12,6 +12,7 @@
 //! and left for the dead-letter queue. Nothing is ever deleted unhandled.
 
 mod batch;
+pub mod env;
 mod lambda;
 mod poller;
 mod telemetry;
