@@ -16,10 +16,7 @@ use crate::LaunchError;
 /// The template shipped with the launcher; an environment changes it only through overrides.
 pub const DEFAULT_TEMPLATE: &str = include_str!("../../../infra/emr/cluster.json");
 
-/// Tag every Intraday cluster carries, so the reaper and the monitor can tell ours apart.
-pub const TAG_MANAGED_BY: (&str, &str) = ("ManagedBy", "intraday");
-/// Tag naming the run, so a redelivered launch can find the cluster an earlier attempt made.
-pub const TAG_CORRELATION_ID: &str = "CorrelationId";
+pub use intraday_aws::emr::{TAG_CORRELATION_ID, TAG_MANAGED_BY};
 pub const STEP_NAME: &str = "intraday-extract";
 /// EMR's limit on the total length of a step's `HadoopJarStep` strings.
 pub const MAX_STEP_CHARS: usize = 10_240;

@@ -58,30 +58,17 @@ async fn setup() -> Setup {
 
 async fn clusters_tagged(emr: &Emr, run: &CorrelationId) -> Vec<String> {
     let mut found = Vec::new();
-    for (id, _) in emr
-        .list(
-            &[
-                "STARTING",
-                "BOOTSTRAPPING",
-                "RUNNING",
-                "WAITING",
-                "TERMINATED",
-            ],
-            None,
-        )
-        .await
-        .expect("list")
-    {
-        if emr
-            .describe(&id)
-            .await
-            .expect("describe")
-            .tags
-            .get(TAG_CORRELATION_ID)
-            .map(String::as_str)
-            == Some(run.as_str())
-        {
-            found.push(id);
+    let states = [
+        "STARTING",
+        "BOOTSTRAPPING",
+        "RUNNING",
+        "WAITING",
+        "TERMINATED",
+    ];
+    for cluster in emr.list(&states, None).await.expect("list") {
+        let tags = emr.describe(&cluster.id).await.expect("describe").tags;
+        if tags.get(TAG_CORRELATION_ID).map(String::as_str) == Some(run.as_str()) {
+            found.push(cluster.id);
         }
     }
     found

@@ -6,7 +6,8 @@
 //! same request re-queued with an SQS delay; or DEFERRED and an alert.
 
 use intraday_aws::jobs::{
-    ATTR_DATA_START, ATTR_STATUS, ATTR_WINDOW_END, job_key, job_to_item, now_ms,
+    ATTR_DATA_START, ATTR_DATABASE, ATTR_FORMAT, ATTR_OUTPUT, ATTR_STATUS, ATTR_WINDOW_END,
+    job_key, job_to_item, now_ms,
 };
 use intraday_aws::{Alerts, AttributeValue, AwsError, Condition, JobStore, Queues, Secrets, TxOp};
 use intraday_core::{
@@ -213,6 +214,15 @@ pub async fn schedule(request: &RunRequested, ctx: &Ctx) -> Result<Scheduled, Sc
     }
     let take_over: HashMap<&Collection, &CorrelationId> =
         plan.take_over.iter().map(|(c, h)| (c, h)).collect();
+    let (output, database) = match &request.backfill {
+        Some(b) => (b.output_prefix.as_prefix(), b.database.clone()),
+        None => (ctx.output.clone(), ctx.database.clone()),
+    };
+    let facts = LaunchFacts {
+        output: output.to_string(),
+        database: database.to_string(),
+        format: ctx.format.as_str().to_owned(),
+    };
     let mut ops = Vec::new();
     for (c, window) in &windows {
         ops.push(match existing.get(c) {
@@ -220,6 +230,9 @@ pub async fn schedule(request: &RunRequested, ctx: &Ctx) -> Result<Scheduled, Sc
                 let mut job = new_item(request, c);
                 job.processed_data_start = Some(window.start_ms());
                 job.window_end = Some(window.end_ms());
+                job.output = Some(facts.output.clone());
+                job.database = Some(facts.database.clone());
+                job.format = Some(facts.format.clone());
                 TxOp::Put {
                     item: job_to_item(&job),
                     condition: Some(Condition {
@@ -228,7 +241,7 @@ pub async fn schedule(request: &RunRequested, ctx: &Ctx) -> Result<Scheduled, Sc
                     }),
                 }
             }
-            Some(_) => fix_window(run, c, *window),
+            Some(_) => fix_window(run, c, *window, &facts),
         });
         ops.push(TxOp::take_lock(c, run, take_over.get(c).copied()));
     }
@@ -238,10 +251,6 @@ pub async fn schedule(request: &RunRequested, ctx: &Ctx) -> Result<Scheduled, Sc
         Err(e) => return Err(e.into()),
     }
 
-    let (output, database) = match &request.backfill {
-        Some(b) => (b.output_prefix.as_prefix(), b.database.clone()),
-        None => (ctx.output.clone(), ctx.database.clone()),
-    };
     let pii: HashMap<&Collection, bool> = entries.iter().map(|e| (&e.collection, e.pii)).collect();
     let launch = LaunchRequested {
         version: MESSAGE_VERSION,
@@ -283,14 +292,27 @@ fn new_item(request: &RunRequested, c: &Collection) -> JobRecord {
     job
 }
 
-/// Sets the window on an item that is still waiting to launch.
-fn fix_window(run: &CorrelationId, c: &Collection, window: Window) -> TxOp {
+/// Where a run writes, recorded on its items at launch so the monitor finds the manifest
+/// and the table builder the catalog, whatever happens to the messages.
+struct LaunchFacts {
+    output: String,
+    database: String,
+    format: String,
+}
+
+/// Sets the window and the launch facts on an item that is still waiting to launch.
+fn fix_window(run: &CorrelationId, c: &Collection, window: Window, facts: &LaunchFacts) -> TxOp {
+    let s = |v: &str| AttributeValue::S(v.to_owned());
     TxOp::Update {
         key: job_key(run, c),
-        update: "SET #start = :start, #end = :end".to_owned(),
+        update: "SET #start = :start, #end = :end, #output = :output, #db = :db, #format = :format"
+            .to_owned(),
         names: HashMap::from([
             ("#start".to_owned(), ATTR_DATA_START.to_owned()),
             ("#end".to_owned(), ATTR_WINDOW_END.to_owned()),
+            ("#output".to_owned(), ATTR_OUTPUT.to_owned()),
+            ("#db".to_owned(), ATTR_DATABASE.to_owned()),
+            ("#format".to_owned(), ATTR_FORMAT.to_owned()),
         ]),
         values: HashMap::from([
             (
@@ -301,6 +323,9 @@ fn fix_window(run: &CorrelationId, c: &Collection, window: Window) -> TxOp {
                 ":end".to_owned(),
                 AttributeValue::N(window.end_ms().to_string()),
             ),
+            (":output".to_owned(), s(&facts.output)),
+            (":db".to_owned(), s(&facts.database)),
+            (":format".to_owned(), s(&facts.format)),
         ]),
         condition: Some(Condition {
             expression: "#status IN (:triggered, :waiting)".to_owned(),
@@ -308,12 +333,9 @@ fn fix_window(run: &CorrelationId, c: &Collection, window: Window) -> TxOp {
             values: HashMap::from([
                 (
                     ":triggered".to_owned(),
-                    AttributeValue::S(JobStatus::LambdaTriggered.as_str().to_owned()),
+                    s(JobStatus::LambdaTriggered.as_str()),
                 ),
-                (
-                    ":waiting".to_owned(),
-                    AttributeValue::S(JobStatus::Waiting.as_str().to_owned()),
-                ),
+                (":waiting".to_owned(), s(JobStatus::Waiting.as_str())),
             ]),
         }),
     }

@@ -407,6 +407,9 @@ async fn moto_windows_start_after_the_newest_completed_run_and_end_at_the_trigge
         assert_eq!(job.status, JobStatus::LambdaTriggered);
         assert_eq!(job.triggered_time, trigger);
         assert_eq!(job.window_end, Some(trigger));
+        assert_eq!(job.output.as_deref(), Some("s3://intraday-output/data/"));
+        assert_eq!(job.database.as_deref(), Some("intraday"));
+        assert_eq!(job.format.as_deref(), Some("parquet"));
     }
 }
 

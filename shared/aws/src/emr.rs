@@ -88,6 +88,15 @@ pub struct ClusterInfo {
     pub log_uri: Option<String>,
 }
 
+/// A cluster as `ListClusters` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSummary {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub created_ms: Option<u64>,
+}
+
 /// A step as `ListSteps` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepInfo {
@@ -97,6 +106,11 @@ pub struct StepInfo {
     pub failure_reason: Option<String>,
     pub log_file: Option<String>,
 }
+
+/// Tag every Intraday cluster carries, so the reaper and the monitor can tell ours apart.
+pub const TAG_MANAGED_BY: (&str, &str) = ("ManagedBy", "intraday");
+/// Tag naming the run, so a redelivered launch can find the cluster an earlier attempt made.
+pub const TAG_CORRELATION_ID: &str = "CorrelationId";
 
 /// States of a cluster that may still run steps.
 pub const ACTIVE_STATES: [&str; 4] = ["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"];
@@ -213,7 +227,7 @@ impl Emr {
         &self,
         states: &[&str],
         created_after_ms: Option<u64>,
-    ) -> Result<Vec<(String, String)>, AwsError> {
+    ) -> Result<Vec<ClusterSummary>, AwsError> {
         let mut found = Vec::new();
         let mut marker = None;
         loop {
@@ -229,7 +243,20 @@ impl Emr {
                 .await
                 .aws("ListClusters")?;
             found.extend(out.clusters().iter().filter_map(|c| {
-                Some((c.id()?.to_owned(), c.name().unwrap_or_default().to_owned()))
+                let status = c.status();
+                Some(ClusterSummary {
+                    id: c.id()?.to_owned(),
+                    name: c.name().unwrap_or_default().to_owned(),
+                    state: status
+                        .and_then(|s| s.state())
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                    created_ms: status
+                        .and_then(|s| s.timeline())
+                        .and_then(|t| t.creation_date_time())
+                        .and_then(|t| t.to_millis().ok())
+                        .map(|ms| ms.max(0) as u64),
+                })
             }));
             match out.marker() {
                 Some(next) if !next.is_empty() => marker = Some(next.to_owned()),
@@ -246,10 +273,10 @@ impl Emr {
         value: &str,
         created_after_ms: Option<u64>,
     ) -> Result<Option<String>, AwsError> {
-        for (id, _) in self.list(&ACTIVE_STATES, created_after_ms).await? {
-            let info = self.describe(&id).await?;
+        for cluster in self.list(&ACTIVE_STATES, created_after_ms).await? {
+            let info = self.describe(&cluster.id).await?;
             if info.tags.get(key).map(String::as_str) == Some(value) {
-                return Ok(Some(id));
+                return Ok(Some(cluster.id));
             }
         }
         Ok(None)

@@ -26,6 +26,10 @@ pub const ATTR_CLUSTER_ID: &str = "EMRClusterId";
 pub const ATTR_WINDOW_END: &str = "WindowEnd";
 pub const ATTR_STATUS_CHANGED: &str = "StatusChangedTime";
 pub const ATTR_BACKFILL: &str = "Backfill";
+pub const ATTR_OUTPUT: &str = "OutputLocation";
+pub const ATTR_DATABASE: &str = "Database";
+pub const ATTR_FORMAT: &str = "OutputFormat";
+pub const ATTR_STEP_STATE: &str = "StepState";
 pub const INDEX_BY_COLLECTION: &str = "byCollection";
 pub const INDEX_BY_CLUSTER: &str = "byCluster";
 
@@ -320,6 +324,16 @@ pub fn job_to_item(job: &JobRecord) -> Item {
     if job.backfill {
         item.insert(ATTR_BACKFILL.to_owned(), AttributeValue::Bool(true));
     }
+    for (name, value) in [
+        (ATTR_OUTPUT, &job.output),
+        (ATTR_DATABASE, &job.database),
+        (ATTR_FORMAT, &job.format),
+        (ATTR_STEP_STATE, &job.step_state),
+    ] {
+        if let Some(v) = value {
+            item.insert(name.to_owned(), AttributeValue::S(v.clone()));
+        }
+    }
     item
 }
 
@@ -366,6 +380,10 @@ pub fn item_to_job(item: &Item) -> Result<JobRecord, AwsError> {
         window_end: number(ATTR_WINDOW_END)?,
         status_changed_at: number(ATTR_STATUS_CHANGED)?,
         backfill: matches!(item.get(ATTR_BACKFILL), Some(AttributeValue::Bool(true))),
+        output: text(ATTR_OUTPUT),
+        database: text(ATTR_DATABASE),
+        format: text(ATTR_FORMAT),
+        step_state: text(ATTR_STEP_STATE),
     })
 }
 
@@ -723,6 +741,10 @@ mod tests {
         job.window_end = Some(1_710_153_000_000);
         job.status_changed_at = Some(1_710_153_001_000);
         job.backfill = true;
+        job.output = Some("s3://bucket/data/".to_owned());
+        job.database = Some("intraday".to_owned());
+        job.format = Some("parquet".to_owned());
+        job.step_state = Some("RUNNING".to_owned());
         let mut item = job_to_item(&job);
         assert_eq!(item_to_job(&item).expect("reads back"), job);
 

@@ -27,7 +27,7 @@ mod stack;
 pub use alerts::Alerts;
 pub use config::{Aws, AwsSettings, is_loopback};
 #[cfg(feature = "emr")]
-pub use emr::{ClusterInfo, ClusterRequest, Emr, StepInfo};
+pub use emr::{ClusterInfo, ClusterRequest, ClusterSummary, Emr, StepInfo};
 pub use error::AwsError;
 pub use jobs::{Condition, JobStore, Outcome, TxOp, Value};
 pub use objects::{

@@ -99,6 +99,14 @@ pub struct JobRecord {
     pub status_changed_at: Option<u64>,
     /// `Backfill`: an explicit window that never moves the watermark.
     pub backfill: bool,
+    /// `OutputLocation`: where the run writes (`s3://…/`), fixed at launch.
+    pub output: Option<String>,
+    /// `Database`: the catalog database the run registers its tables in.
+    pub database: Option<String>,
+    /// `OutputFormat`: `parquet` or `csv-gzip`.
+    pub format: Option<String>,
+    /// `StepState`: the extraction step's last state the monitor saw.
+    pub step_state: Option<String>,
 }
 
 impl JobRecord {
@@ -120,6 +128,10 @@ impl JobRecord {
             window_end: None,
             status_changed_at: None,
             backfill: false,
+            output: None,
+            database: None,
+            format: None,
+            step_state: None,
         }
     }
 }
