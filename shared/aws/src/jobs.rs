@@ -597,6 +597,52 @@ impl JobStore {
         }
     }
 
+    /// Sets attributes on an existing job item without changing its status. With
+    /// `only_if_absent`, the first attribute must not be set yet; returns whether it wrote
+    /// (so a once-only action, such as an alert, is taken once).
+    pub async fn set_attributes(
+        &self,
+        correlation_id: &CorrelationId,
+        collection: &Collection,
+        set: &[(&str, Value)],
+        only_if_absent: bool,
+    ) -> Result<bool, AwsError> {
+        let mut names = HashMap::from([("#cid".to_owned(), ATTR_CORRELATION_ID.to_owned())]);
+        let mut values = HashMap::new();
+        let mut assignments = Vec::new();
+        for (i, (name, value)) in set.iter().enumerate() {
+            names.insert(format!("#a{i}"), (*name).to_owned());
+            values.insert(format!(":a{i}"), value.attribute());
+            assignments.push(format!("#a{i} = :a{i}"));
+        }
+        let mut condition = "attribute_exists(#cid)".to_owned();
+        if only_if_absent && !set.is_empty() {
+            condition.push_str(" AND attribute_not_exists(#a0)");
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(job_key(correlation_id, collection)))
+            .update_expression(format!("SET {}", assignments.join(", ")))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(non_empty(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if only_if_absent
+                    && e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(crate::error::from_sdk("UpdateItem", e)),
+        }
+    }
+
     /// Moves one job to `to`, conditionally on its current status. A repeated or late
     /// change is `Outcome::Unchanged`; a change the table forbids is an error naming both
     /// statuses.

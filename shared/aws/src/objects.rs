@@ -81,6 +81,22 @@ impl Objects {
         Ok(bytes.to_vec())
     }
 
+    /// Whether the object exists (HeadObject; a missing object is `false`, not an error).
+    pub async fn exists(&self, uri: &S3Uri) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .head_object()
+            .bucket(uri.bucket())
+            .key(uri.key())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(crate::error::from_sdk("HeadObject", e)),
+        }
+    }
+
     /// Every object whose key starts with the URI's key, page after page.
     pub async fn list(&self, prefix: &S3Uri) -> Result<Vec<ObjectSummary>, AwsError> {
         let mut found = Vec::new();
