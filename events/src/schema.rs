@@ -49,6 +49,18 @@ pub fn file_for(body: &serde_json::Value) -> Option<&'static str> {
     }
 }
 
+/// The checked-in schema text by file name, as shipped with this release.
+pub fn checked_in(file: &str) -> Option<&'static str> {
+    Some(match file {
+        "message.json" => include_str!("../schemas/message.json"),
+        "manifest.json" => include_str!("../schemas/manifest.json"),
+        "scheduled-event.json" => include_str!("../schemas/scheduled-event.json"),
+        "emr-cluster-state-change.json" => include_str!("../schemas/emr-cluster-state-change.json"),
+        "emr-step-status-change.json" => include_str!("../schemas/emr-step-status-change.json"),
+        _ => return None,
+    })
+}
+
 /// Renders a schema the way it is checked in: pretty JSON with a trailing newline.
 pub fn render(schema: &Schema) -> String {
     let mut text = serde_json::to_string_pretty(schema).expect("a schema is plain JSON");

@@ -246,6 +246,29 @@ impl ClusterTemplate {
             });
         }
 
+        let mut request = self.base_request();
+        request.steps = vec![StepSpec {
+            name: STEP_NAME.into(),
+            jar,
+            args,
+            action_on_failure: "TERMINATE_CLUSTER".into(),
+        }];
+        request
+            .tags
+            .insert(TAG_CORRELATION_ID.into(), launch.correlation_id.to_string());
+        Ok(request)
+    }
+
+    /// A cluster with no steps that stays up, for an operator to investigate with; it is
+    /// stopped by hand (`intradayctl cluster stop`).
+    pub fn investigation_request(&self) -> ClusterRequest {
+        let mut request = self.base_request();
+        request.keep_alive = true;
+        request
+    }
+
+    /// Everything but the steps: the read replica, Glue as the metastore, our tags.
+    fn base_request(&self) -> ClusterRequest {
         let glue_factory =
             "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory";
         let props = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
@@ -285,8 +308,7 @@ impl ClusterTemplate {
         };
         let mut tags = self.tags.clone();
         tags.insert(TAG_MANAGED_BY.0.into(), TAG_MANAGED_BY.1.into());
-        tags.insert(TAG_CORRELATION_ID.into(), launch.correlation_id.to_string());
-        Ok(ClusterRequest {
+        ClusterRequest {
             name: self.name.clone(),
             release_label: self.release_label.clone(),
             log_uri: self.log_uri.clone(),
@@ -309,17 +331,12 @@ impl ClusterTemplate {
             keep_alive: false,
             configurations,
             bootstrap_actions,
-            steps: vec![StepSpec {
-                name: STEP_NAME.into(),
-                jar,
-                args,
-                action_on_failure: "TERMINATE_CLUSTER".into(),
-            }],
+            steps: vec![],
             tags,
             security_configuration: self.security_configuration.clone(),
             service_role: self.service_role.clone(),
             job_flow_role: self.job_flow_role.clone(),
-        })
+        }
     }
 }
 

@@ -113,6 +113,11 @@ impl Aws {
         aws_sdk_cloudformation::Client::new(&self.sdk)
     }
 
+    /// Whether requests go to an endpoint override (an emulator) rather than AWS.
+    pub fn has_custom_endpoint(&self) -> bool {
+        self.custom_endpoint
+    }
+
     pub fn region(&self) -> Option<&str> {
         self.sdk.region().map(|r| r.as_ref())
     }

@@ -187,6 +187,24 @@ impl Queues {
         Ok(())
     }
 
+    /// Starts SQS's own dead-letter redrive from `source_arn` to `destination_arn`; returns
+    /// the task handle. Not every endpoint implements it (emulators often do not).
+    pub async fn start_move_task(
+        &self,
+        source_arn: &str,
+        destination_arn: &str,
+    ) -> Result<String, AwsError> {
+        let out = self
+            .client
+            .start_message_move_task()
+            .source_arn(source_arn)
+            .destination_arn(destination_arn)
+            .send()
+            .await
+            .aws("StartMessageMoveTask")?;
+        Ok(out.task_handle().unwrap_or_default().to_owned())
+    }
+
     /// The queue's attributes (ARN, counts, redrive policy), by their API names.
     pub async fn attributes(&self, queue_url: &str) -> Result<HashMap<String, String>, AwsError> {
         let out = self

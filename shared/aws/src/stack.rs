@@ -18,6 +18,7 @@ pub struct Stacks {
 pub struct Deployed {
     pub status: String,
     pub outputs: BTreeMap<String, String>,
+    pub parameters: BTreeMap<String, String>,
 }
 
 impl Stacks {
@@ -97,6 +98,16 @@ impl Stacks {
                 .outputs()
                 .iter()
                 .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+                .collect(),
+            parameters: stack
+                .parameters()
+                .iter()
+                .filter_map(|p| {
+                    Some((
+                        p.parameter_key()?.to_owned(),
+                        p.parameter_value().unwrap_or_default().to_owned(),
+                    ))
+                })
                 .collect(),
         })
     }

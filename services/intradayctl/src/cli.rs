@@ -1,0 +1,185 @@
+//! The command line, following the AWS CLI's habits: `--region`, `--profile`,
+//! `--endpoint-url`, `--output json|table`; errors on stderr; exit status 0 only on success.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "intradayctl",
+    version,
+    about = "Operate Intraday: trigger and backfill runs, see their status, acknowledge failures, replay and redrive messages, start and stop clusters, reap replica metadata.",
+    after_help = "Examples:\n  intradayctl status --collection db.core.claimant\n  intradayctl ack scheduled-20240311-1030 --collection db.core.claimant --reason 'disk full, resized'\n  intradayctl dlq redrive monitor --dry-run\n  intradayctl --endpoint-url http://127.0.0.1:5000 --region eu-west-2 status"
+)]
+pub struct Cli {
+    /// AWS region (else AWS_REGION or the profile's).
+    #[arg(long, global = true, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Named profile from ~/.aws/config.
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// Send every request to this endpoint (an emulator such as moto server).
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// How to print results.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// The CloudFormation stack holding Intraday's resources.
+    #[arg(
+        long,
+        global = true,
+        env = "INTRADAY_STACK",
+        default_value = "intraday"
+    )]
+    pub stack: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Request a run now, as the schedule would.
+    #[command(
+        after_help = "Example:\n  intradayctl trigger --collections db.core.claimant,db.core.contract"
+    )]
+    Trigger {
+        /// Only these collections (default: every collection in the secret).
+        #[arg(long, value_delimiter = ',')]
+        collections: Vec<String>,
+    },
+    /// Extract an explicit window into its own database and prefix; never moves a watermark.
+    #[command(
+        after_help = "Example:\n  intradayctl backfill --collection db.core.claimant --start 2024-03-01T00:00:00Z --end 2024-03-02T00:00:00Z --dry-run"
+    )]
+    Backfill {
+        /// The collection to backfill (repeat for several).
+        #[arg(long = "collection", required = true)]
+        collections: Vec<String>,
+        /// Window start, inclusive: RFC 3339 time or epoch milliseconds.
+        #[arg(long)]
+        start: String,
+        /// Window end, exclusive: RFC 3339 time or epoch milliseconds.
+        #[arg(long)]
+        end: String,
+        /// Catalog database for the backfill's tables.
+        #[arg(long, default_value = "intraday_backfill")]
+        database: String,
+        /// Output prefix (default: s3://<output bucket>/backfill/<run>/).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Runs, statuses, windows, clusters, watermarks and locks.
+    #[command(
+        after_help = "Examples:\n  intradayctl status --run scheduled-20240311-1030\n  intradayctl status --collection db.core.claimant --since 24h"
+    )]
+    Status {
+        /// One run's items.
+        #[arg(long, conflicts_with = "collection")]
+        run: Option<String>,
+        /// One collection's history, watermark and lock.
+        #[arg(long)]
+        collection: Option<String>,
+        /// Only runs triggered since: a duration (90m, 24h, 7d) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many runs per collection.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Acknowledge a failed run so its collections run again.
+    #[command(
+        after_help = "Example:\n  intradayctl ack scheduled-20240311-1030 --collection db.core.claimant --reason 'HBase region server restarted'"
+    )]
+    Ack {
+        /// The failed run's correlation id.
+        run: String,
+        /// The collection to acknowledge (repeat for several).
+        #[arg(long = "collection", required = true)]
+        collections: Vec<String>,
+        /// Why it is safe to go on; recorded on the item.
+        #[arg(long)]
+        reason: String,
+        /// Who acknowledges (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Validate a message against its schema, then publish it to a queue.
+    #[command(after_help = "Example:\n  intradayctl replay --queue launcher --file launch.json")]
+    Replay {
+        /// scheduler, launcher, monitor, tables or reaper.
+        #[arg(long)]
+        queue: String,
+        /// The message body.
+        #[arg(long, conflicts_with = "stdin", required_unless_present = "stdin")]
+        file: Option<PathBuf>,
+        /// Read the message body from standard input.
+        #[arg(long)]
+        stdin: bool,
+    },
+    /// Dead-letter queues: list, peek, redrive.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Investigation clusters.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Delete a terminated cluster's replica metadata (meta_<clusterId>/) from the HBase root.
+    #[command(after_help = "Example:\n  intradayctl reap j-1YONHTCP3YZKC --dry-run")]
+    Reap {
+        cluster_id: String,
+        /// List what would be deleted and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The primary's HBase root (default: the stack's HBaseRootS3Uri).
+        #[arg(long)]
+        hbase_root: Option<String>,
+    },
+    /// Shell completions: `intradayctl completions bash > /etc/bash_completion.d/intradayctl`.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// How many messages wait in each dead-letter queue.
+    #[command(after_help = "Example:\n  intradayctl dlq list --output json")]
+    List,
+    /// Show messages without removing them.
+    #[command(after_help = "Example:\n  intradayctl dlq peek monitor -n 3")]
+    Peek {
+        queue: String,
+        #[arg(short = 'n', long, default_value_t = 10)]
+        count: usize,
+    },
+    /// Move messages back to their queue, each exactly once.
+    #[command(after_help = "Example:\n  intradayctl dlq redrive scheduler --max 100")]
+    Redrive {
+        queue: String,
+        /// Move at most this many.
+        #[arg(long)]
+        max: Option<usize>,
+        /// Count what would move and move nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Start a cluster from the template with no steps, for investigation; stop it by hand.
+    #[command(
+        after_help = "Example:\n  intradayctl cluster start --params infra/emr/params/production.json"
+    )]
+    Start {
+        /// Overrides for infra/emr/cluster.json.
+        #[arg(long)]
+        params: Option<PathBuf>,
+    },
+    /// Terminate a cluster.
+    #[command(after_help = "Example:\n  intradayctl cluster stop j-1YONHTCP3YZKC")]
+    Stop { cluster_id: String },
+}

@@ -1,0 +1,53 @@
+//! `reap`: remove a terminated cluster's replica metadata, or list it (`--dry-run`).
+
+use intraday_aws::{Emr, Objects};
+use intraday_core::S3Uri;
+use intraday_reaper::reap as reap_cluster;
+use serde_json::json;
+
+use crate::CtlError;
+use crate::context::Env;
+use crate::output::Report;
+
+pub async fn reap(
+    env: &Env,
+    cluster_id: &str,
+    dry_run: bool,
+    hbase_root: Option<&str>,
+) -> Result<Report, CtlError> {
+    let root = match hbase_root {
+        Some(root) => root.to_owned(),
+        None => env.resources().await?.hbase_root.clone().ok_or_else(|| {
+            CtlError::Invalid(
+                "the stack has no HBaseRootS3Uri; pass --hbase-root s3://bucket/path".into(),
+            )
+        })?,
+    };
+    let root = S3Uri::parse(&root)?;
+    let report_of = reap_cluster(
+        &Emr::new(env.aws.emr()),
+        &Objects::new(env.aws.s3()),
+        &root,
+        cluster_id,
+        dry_run,
+    )
+    .await
+    .map_err(|e| CtlError::Invalid(e.to_string()))?;
+    let mut report = Report::new(&["CLUSTER", "PREFIX", "KEYS", "DELETED"]);
+    report.rows.push(vec![
+        cluster_id.to_owned(),
+        report_of.prefix.clone(),
+        report_of.keys.len().to_string(),
+        report_of.deleted.to_string(),
+    ]);
+    if dry_run {
+        report.notes.extend(
+            report_of
+                .keys
+                .iter()
+                .map(|k| format!("would delete s3://{}/{k}", root.bucket())),
+        );
+    }
+    report.json = json!({"cluster_id": cluster_id, "prefix": report_of.prefix, "keys": report_of.keys, "deleted": report_of.deleted, "dry_run": dry_run});
+    Ok(report)
+}

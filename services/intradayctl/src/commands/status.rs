@@ -1,0 +1,145 @@
+//! `status`: runs, statuses, windows, clusters, watermarks and locks.
+
+use intraday_aws::Secrets;
+use intraday_core::{Collection, CorrelationId, JobRecord};
+use serde_json::{Value, json};
+
+use super::{now_ms, parse_since, show_time};
+use crate::CtlError;
+use crate::context::Env;
+use crate::output::Report;
+
+fn window(job: &JobRecord) -> String {
+    match (job.processed_data_start, job.window_end) {
+        (Some(start), Some(end)) => format!("[{start}, {end})"),
+        _ => "-".to_owned(),
+    }
+}
+
+fn job_json(job: &JobRecord) -> Value {
+    json!({
+        "run": job.correlation_id, "collection": job.collection, "status": job.status,
+        "triggered_time_ms": job.triggered_time, "window_start_ms": job.processed_data_start,
+        "window_end_ms": job.window_end, "processed_data_end_ms": job.processed_data_end,
+        "cluster_id": job.emr_cluster_id, "status_changed_ms": job.status_changed_at, "backfill": job.backfill,
+    })
+}
+
+pub async fn status(
+    env: &Env,
+    run: Option<&str>,
+    collection: Option<&str>,
+    since: Option<&str>,
+    limit: usize,
+) -> Result<Report, CtlError> {
+    let store = env.store().await?;
+    let since = since
+        .map(|s| parse_since(s, now_ms()))
+        .transpose()?
+        .unwrap_or(0);
+    if let Some(run) = run {
+        let run = CorrelationId::new(run)?;
+        let jobs = store.run(&run).await?;
+        if jobs.is_empty() {
+            return Err(CtlError::Invalid(format!(
+                "no run `{run}` in the job table; list recent runs with `intradayctl status`"
+            )));
+        }
+        let mut report = Report::new(&[
+            "COLLECTION",
+            "STATUS",
+            "WINDOW",
+            "DATA END",
+            "CLUSTER",
+            "CHANGED",
+        ]);
+        report.title = Some(format!("Run {run}"));
+        for job in &jobs {
+            report.rows.push(vec![
+                job.collection.name(),
+                job.status.to_string(),
+                window(job),
+                job.processed_data_end.map_or("-".into(), |e| e.to_string()),
+                job.emr_cluster_id.clone().unwrap_or_else(|| "-".into()),
+                job.status_changed_at.map_or("-".into(), show_time),
+            ]);
+        }
+        report.json = json!({"run": run, "items": jobs.iter().map(job_json).collect::<Vec<_>>()});
+        return Ok(report);
+    }
+
+    let collections: Vec<Collection> = match collection {
+        Some(c) => vec![Collection::parse(c)?],
+        None => {
+            let secret = &env.resources().await?.collections_secret;
+            Secrets::new(env.aws.secrets())
+                .collections(secret)
+                .await?
+                .iter()
+                .map(|e| e.collection.clone())
+                .collect()
+        }
+    };
+    let single = collections.len() == 1;
+    let mut report = Report::new(&[
+        "COLLECTION",
+        "RUN",
+        "STATUS",
+        "WINDOW",
+        "CLUSTER",
+        "TRIGGERED",
+    ]);
+    let mut json_collections = Vec::new();
+    for c in &collections {
+        let per = if single { limit } else { 1 };
+        let history: Vec<JobRecord> = store
+            .history(c, 25, |page| page.iter().all(|j| j.triggered_time >= since))
+            .await?
+            .into_iter()
+            .filter(|j| j.triggered_time >= since)
+            .take(per)
+            .collect();
+        let watermark = store.next_window_start(c).await?;
+        let lock = store.lock_holder(c).await?;
+        for job in &history {
+            // The index carries only statuses and bounds; read the item for the rest.
+            let full = store
+                .get(&job.correlation_id, c)
+                .await?
+                .unwrap_or_else(|| job.clone());
+            report.rows.push(vec![
+                c.name(),
+                full.correlation_id.to_string(),
+                full.status.to_string(),
+                window(&full),
+                full.emr_cluster_id.clone().unwrap_or_else(|| "-".into()),
+                show_time(full.triggered_time),
+            ]);
+        }
+        if history.is_empty() {
+            report.rows.push(vec![
+                c.name(),
+                "-".into(),
+                "no runs".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]);
+        }
+        report.notes.push(format!(
+            "{c}: next window starts at {watermark}; lock {}",
+            lock.as_ref()
+                .map_or("free".to_owned(), |(h, since)| format!(
+                    "held by {h} since {}",
+                    show_time(*since)
+                ))
+        ));
+        json_collections.push(json!({
+            "collection": c, "next_window_start_ms": watermark,
+            "lock": lock.map(|(h, since)| json!({"holder": h, "since_ms": since})),
+            "runs": history.iter().map(job_json).collect::<Vec<_>>(),
+        }));
+    }
+    report.json = json!({"collections": json_collections});
+    Ok(report)
+}

@@ -1,0 +1,139 @@
+//! intradayctl: the operator's CLI. Commands live in `commands/`, each returning a report
+//! printed as a table or JSON; `context` finds AWS and the stack's resources.
+
+pub mod cli;
+pub mod commands;
+pub mod context;
+mod error;
+pub mod output;
+
+pub use error::CtlError;
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::CommandFactory;
+use intraday_aws::AwsSettings;
+
+use cli::{Cli, ClusterCommand, Command, DlqCommand};
+use commands::{ack, cluster, dlq, reap, replay, runs, status};
+use context::Env;
+use output::Report;
+
+/// Runs one command; the caller prints the report or the error.
+pub async fn run(cli: Cli) -> Result<Report, CtlError> {
+    let settings = AwsSettings {
+        region: cli.region.clone(),
+        profile: cli.profile.clone(),
+        endpoint_url: cli.endpoint_url.clone(),
+        static_credentials: None,
+    };
+    let env = Env::new(&settings, &cli.stack).await;
+    match cli.command {
+        Command::Trigger { collections } => runs::trigger(&env, &collections).await,
+        Command::Backfill {
+            collections,
+            start,
+            end,
+            database,
+            prefix,
+            dry_run,
+        } => {
+            runs::backfill(
+                &env,
+                runs::BackfillArgs {
+                    collections: &collections,
+                    start: &start,
+                    end: &end,
+                    database: &database,
+                    prefix: prefix.as_deref(),
+                    dry_run,
+                },
+            )
+            .await
+        }
+        Command::Status {
+            run,
+            collection,
+            since,
+            limit,
+        } => {
+            status::status(
+                &env,
+                run.as_deref(),
+                collection.as_deref(),
+                since.as_deref(),
+                limit,
+            )
+            .await
+        }
+        Command::Ack {
+            run,
+            collections,
+            reason,
+            by,
+        } => ack::ack(&env, &run, &collections, &reason, by.as_deref()).await,
+        Command::Replay { queue, file, stdin } => {
+            let body = match (file, stdin) {
+                (Some(path), _) => std::fs::read_to_string(&path).map_err(|e| CtlError::Read {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?,
+                (None, true) => {
+                    let mut body = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut body)
+                        .map_err(|e| CtlError::Read {
+                            path: "standard input".into(),
+                            reason: e.to_string(),
+                        })?;
+                    body
+                }
+                (None, false) => {
+                    return Err(CtlError::Invalid(
+                        "give the message with --file PATH or --stdin".into(),
+                    ));
+                }
+            };
+            replay::replay(&env, &queue, &body).await
+        }
+        Command::Dlq(DlqCommand::List) => dlq::list(&env).await,
+        Command::Dlq(DlqCommand::Peek { queue, count }) => dlq::peek(&env, &queue, count).await,
+        Command::Dlq(DlqCommand::Redrive {
+            queue,
+            max,
+            dry_run,
+        }) => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&stop);
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            });
+            dlq::redrive(&env, &queue, max, dry_run, &stop).await
+        }
+        Command::Cluster(ClusterCommand::Start { params }) => {
+            cluster::start(&env, params.as_deref()).await
+        }
+        Command::Cluster(ClusterCommand::Stop { cluster_id }) => {
+            cluster::stop(&env, &cluster_id).await
+        }
+        Command::Reap {
+            cluster_id,
+            dry_run,
+            hbase_root,
+        } => reap::reap(&env, &cluster_id, dry_run, hbase_root.as_deref()).await,
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "intradayctl", &mut out);
+            let script = String::from_utf8_lossy(&out).into_owned();
+            Ok(Report {
+                notes: vec![script.clone()],
+                json: serde_json::Value::String(script),
+                ..Report::default()
+            })
+        }
+    }
+}
