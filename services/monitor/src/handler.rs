@@ -114,6 +114,7 @@ pub async fn handle(message: Message, ctx: &Ctx) -> Result<(), HandlerError> {
                         state: change.state.as_str().to_owned(),
                         failure_reason: None,
                         log_file: None,
+                        args: vec![],
                     },
                 };
                 let action = apply(ctx, &run, observation, Some(&step), at, None).await?;

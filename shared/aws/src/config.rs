@@ -108,6 +108,16 @@ impl Aws {
         aws_sdk_emr::Client::new(&self.sdk)
     }
 
+    #[cfg(feature = "glue")]
+    pub fn glue(&self) -> aws_sdk_glue::Client {
+        aws_sdk_glue::Client::new(&self.sdk)
+    }
+
+    #[cfg(feature = "bus")]
+    pub fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
+        aws_sdk_eventbridge::Client::new(&self.sdk)
+    }
+
     #[cfg(feature = "stack")]
     pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
         aws_sdk_cloudformation::Client::new(&self.sdk)

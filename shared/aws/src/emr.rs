@@ -105,6 +105,8 @@ pub struct StepInfo {
     pub state: String,
     pub failure_reason: Option<String>,
     pub log_file: Option<String>,
+    /// The step's `HadoopJarStep` arguments.
+    pub args: Vec<String>,
 }
 
 /// Tag every Intraday cluster carries, so the reaper and the monitor can tell ours apart.
@@ -347,6 +349,7 @@ impl Emr {
                         .and_then(|f| f.reason().or(f.message()))
                         .map(str::to_owned),
                     log_file: failure.and_then(|f| f.log_file()).map(str::to_owned),
+                    args: s.config().map(|c| c.args().to_vec()).unwrap_or_default(),
                 }
             }));
             match out.marker() {

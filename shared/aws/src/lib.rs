@@ -9,9 +9,15 @@
 //! | [`Secrets`] | Secrets Manager | the collections secret |
 //! | [`Alerts`] | SNS | operator alerts |
 //! | `Emr` (feature `emr`) | EMR | launching, finding and stopping clusters |
+//! | `Catalog` (feature `glue`) | Glue Data Catalog | databases, tables, partitions and views |
 //! | `Stacks` (feature `stack`) | CloudFormation | deploying the template locally |
+//! | `Bus` (feature `bus`) | EventBridge | the local EMR stand-in's state changes |
 
 mod alerts;
+#[cfg(feature = "bus")]
+mod bus;
+#[cfg(feature = "glue")]
+pub mod catalog;
 mod config;
 #[cfg(feature = "emr")]
 pub mod emr;
@@ -25,6 +31,13 @@ mod secrets;
 mod stack;
 
 pub use alerts::Alerts;
+#[cfg(feature = "bus")]
+pub use bus::Bus;
+#[cfg(feature = "glue")]
+pub use catalog::{
+    Catalog, Column, MAX_PARTITION_BATCH, PartitionFailure, PartitionInfo, PartitionReport,
+    PartitionSpec, Storage, TableInfo, TableSpec, Upserted, ViewSpec,
+};
 pub use config::{Aws, AwsSettings, is_loopback};
 #[cfg(feature = "emr")]
 pub use emr::{ClusterInfo, ClusterRequest, ClusterSummary, Emr, StepInfo};

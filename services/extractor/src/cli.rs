@@ -1,0 +1,501 @@
+//! The command line: flags to a [`RunConfig`], an [`Output`] and a key provider, then the
+//! run. Every refusal names the flag and the value.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use intraday_aws::{AwsSettings, Objects};
+use intraday_core::{
+    Collection, CorrelationId, OutputFormat, S3Uri, Window, parse_collections_secret,
+};
+use intraday_events::Manifest;
+
+use crate::ExtractorError;
+use crate::dks::{DksClient, DksSettings, RetryPolicy, TlsFiles};
+use crate::keys::{KeyCache, KeyProvider};
+use crate::kms::KmsKeys;
+use crate::output::Output;
+use crate::run::{CollectionJob, RunConfig, run};
+use crate::source::ScanSource;
+
+/// Largest file size: S3 allows 10,000 parts, and parts are 8 MiB.
+const MAX_FILE_SIZE_MB: u64 = 50 * 1024;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "intraday-extractor",
+    version,
+    about = "Scans each collection's window through `hbase shell`, decrypts every record and \
+             writes Parquet or CSV-gzip files and a manifest to S3 or a local directory."
+)]
+pub struct Args {
+    /// The run's correlation id; names the manifest `_manifests/<id>.json`.
+    #[arg(long, value_name = "ID")]
+    pub correlation_id: String,
+
+    /// The run's trigger time, epoch ms; its UTC minute names the run folder `run=YYYYMMDD-HHMM`.
+    #[arg(long, value_name = "MS")]
+    pub trigger_time_ms: u64,
+
+    /// A collection and its window of cell timestamps, [START, END) in epoch ms. Repeatable.
+    #[arg(
+        long = "collection",
+        value_name = "db.DB.TABLE:START:END",
+        required = true
+    )]
+    pub collections: Vec<String>,
+
+    /// A collection holding personal data: its objects are tagged `pii=true` (else `false`).
+    #[arg(long = "pii", value_name = "db.DB.TABLE")]
+    pub pii: Vec<String>,
+
+    /// The collections secret's text (base64 of the Python-literal dict, or JSON): every
+    /// --collection must be listed, and its `pii` is taken from there.
+    #[arg(long, value_name = "PATH")]
+    pub collections_file: Option<PathBuf>,
+
+    /// `s3://bucket/prefix` or a local directory.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX|DIR")]
+    pub output: String,
+
+    /// `parquet` (zstd) or `csv-gzip`.
+    #[arg(long, default_value = "parquet", value_name = "FORMAT")]
+    pub format: String,
+
+    /// Read a collection's scan from saved `hbase shell` output instead of running the shell. Repeatable.
+    #[arg(long = "scan-file", value_name = "db.DB.TABLE=PATH")]
+    pub scan_files: Vec<String>,
+
+    /// The HBase launcher; run as `<command> shell -n` with the scan on its input.
+    #[arg(long, default_value = "hbase", value_name = "COMMAND")]
+    pub hbase_command: String,
+
+    /// The data key service's base URL (https with mutual TLS; http only on loopback).
+    #[arg(long, value_name = "URL")]
+    pub dks_url: Option<String>,
+
+    /// Our certificate chain, PEM.
+    #[arg(long, value_name = "PEM", requires = "dks_url")]
+    pub dks_cert: Option<PathBuf>,
+
+    /// Our private key, PEM.
+    #[arg(long, value_name = "PEM", requires = "dks_url")]
+    pub dks_key: Option<PathBuf>,
+
+    /// The CA that signed the data key service's certificate, PEM.
+    #[arg(long, value_name = "PEM", requires = "dks_url")]
+    pub dks_ca: Option<PathBuf>,
+
+    /// Attempts per data key, first included, before the step fails (429, 5xx, network).
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub dks_max_attempts: u32,
+
+    /// Decrypt data keys with AWS KMS instead of a data key service.
+    #[arg(long, conflicts_with = "dks_url")]
+    pub kms: bool,
+
+    /// Rejected records a collection may have before the step fails.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_rejects: u64,
+
+    /// Roll over to a new file at about this size.
+    #[arg(long, default_value_t = 128, value_name = "MIB")]
+    pub file_size_mb: u64,
+
+    /// Batches decrypted at once; defaults to the number of CPUs.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Overrides every AWS endpoint (an emulator); falls back to AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+}
+
+/// The binary's entry: parse, run, report. Exit status 0 only when every collection's files
+/// and the manifest are written.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("intraday-extractor: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let correlation_id = args.correlation_id.clone();
+    let span = tracing::info_span!("extract", correlation_id = %correlation_id);
+    let result = runtime.block_on(tracing::Instrument::instrument(execute(args), span));
+    match result {
+        Ok((manifest, location)) => {
+            let records: u64 = manifest.collections.iter().map(|c| c.records).sum();
+            println!(
+                "{} collection(s), {records} record(s); manifest {location}",
+                manifest.collections.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(correlation_id = %correlation_id, error = %e, "extraction failed");
+            eprintln!("intraday-extractor: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_current_span(true)
+        .try_init();
+}
+
+/// Runs with parsed flags; returns the manifest and where it was written.
+pub async fn execute(args: Args) -> Result<(Manifest, String), ExtractorError> {
+    let config = config(&args)?;
+    let aws = if args.output.starts_with("s3://") || args.kms {
+        Some(
+            AwsSettings {
+                region: args.region.clone(),
+                profile: args.profile.clone(),
+                endpoint_url: args.endpoint_url.clone(),
+                static_credentials: None,
+            }
+            .load()
+            .await,
+        )
+    } else {
+        None
+    };
+    let output = match (&aws, args.output.starts_with("s3://")) {
+        (Some(aws), true) => Output::s3(Objects::new(aws.s3()), S3Uri::parse(&args.output)?),
+        _ => Output::local(&args.output)?,
+    };
+    let provider = match (&aws, args.kms) {
+        (Some(aws), true) => KeyProvider::Kms(KmsKeys::new(aws)),
+        _ => KeyProvider::Dks(Box::new(dks(&args, &config.correlation_id)?)),
+    };
+    let keys = Arc::new(KeyCache::new(provider));
+    let manifest = run(&config, &output, keys).await?;
+    let location = output.locate(&crate::manifest::manifest_key(&config.correlation_id));
+    Ok((manifest, location))
+}
+
+fn dks(args: &Args, correlation_id: &CorrelationId) -> Result<DksClient, ExtractorError> {
+    let url = args
+        .dks_url
+        .clone()
+        .ok_or_else(|| ExtractorError::InvalidArgument {
+            flag: "--dks-url",
+            value: String::new(),
+            reason:
+                "give a data key service (--dks-url with --dks-cert, --dks-key, --dks-ca) or --kms"
+                    .to_owned(),
+        })?;
+    let tls = match (&args.dks_cert, &args.dks_key, &args.dks_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: ca.clone(),
+        }),
+        (None, None, None) => None,
+        _ => {
+            return Err(ExtractorError::InvalidArgument {
+                flag: "--dks-cert/--dks-key/--dks-ca",
+                value: String::new(),
+                reason: "mutual TLS needs all three files".to_owned(),
+            });
+        }
+    };
+    if args.dks_max_attempts == 0 {
+        return Err(ExtractorError::InvalidArgument {
+            flag: "--dks-max-attempts",
+            value: "0".to_owned(),
+            reason: "at least one attempt is needed".to_owned(),
+        });
+    }
+    DksClient::new(DksSettings {
+        url,
+        tls,
+        correlation_id: correlation_id.to_string(),
+        retry: RetryPolicy {
+            max_attempts: args.dks_max_attempts,
+            ..RetryPolicy::default()
+        },
+    })
+}
+
+/// Checks the flags and builds the run; no I/O but reading --collections-file.
+pub fn config(args: &Args) -> Result<RunConfig, ExtractorError> {
+    let correlation_id = CorrelationId::new(args.correlation_id.clone())?;
+    let format: OutputFormat = args.format.parse()?;
+    if !(1..=MAX_FILE_SIZE_MB).contains(&args.file_size_mb) {
+        return Err(ExtractorError::InvalidArgument {
+            flag: "--file-size-mb",
+            value: args.file_size_mb.to_string(),
+            reason: format!("use 1 to {MAX_FILE_SIZE_MB}"),
+        });
+    }
+    let mut windows: BTreeMap<Collection, Window> = BTreeMap::new();
+    let mut order = Vec::new();
+    for spec in &args.collections {
+        let (collection, window) = parse_collection(spec)?;
+        if windows.insert(collection.clone(), window).is_some() {
+            return Err(ExtractorError::InvalidArgument {
+                flag: "--collection",
+                value: spec.clone(),
+                reason: "the collection is given twice".to_owned(),
+            });
+        }
+        order.push(collection);
+    }
+    let mut pii: BTreeSet<Collection> = BTreeSet::new();
+    for name in &args.pii {
+        let collection = Collection::parse(name)?;
+        if !windows.contains_key(&collection) {
+            return Err(ExtractorError::InvalidArgument {
+                flag: "--pii",
+                value: name.clone(),
+                reason: "it is not one of the --collection flags".to_owned(),
+            });
+        }
+        pii.insert(collection);
+    }
+    if let Some(path) = &args.collections_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ExtractorError::file("reading --collections-file", path, e))?;
+        let listed = parse_collections_secret(&text)?;
+        for entry in listed.select(order.iter())? {
+            if entry.pii {
+                pii.insert(entry.collection.clone());
+            }
+        }
+    }
+    let mut files: BTreeMap<Collection, PathBuf> = BTreeMap::new();
+    for spec in &args.scan_files {
+        let invalid = |reason: &str| ExtractorError::InvalidArgument {
+            flag: "--scan-file",
+            value: spec.clone(),
+            reason: reason.to_owned(),
+        };
+        let (name, path) = spec
+            .split_once('=')
+            .ok_or_else(|| invalid("write it `db.<database>.<table>=<path>`"))?;
+        let collection = Collection::parse(name)?;
+        if !windows.contains_key(&collection) {
+            return Err(invalid("it is not one of the --collection flags"));
+        }
+        if path.is_empty() {
+            return Err(invalid("the path is empty"));
+        }
+        files.insert(collection, PathBuf::from(path));
+    }
+    let jobs = order
+        .into_iter()
+        .map(|collection| CollectionJob {
+            window: windows[&collection],
+            pii: pii.contains(&collection),
+            source: match files.remove(&collection) {
+                Some(path) => ScanSource::File(path),
+                None => ScanSource::Hbase {
+                    command: args.hbase_command.clone(),
+                },
+            },
+            collection,
+        })
+        .collect();
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    Ok(RunConfig {
+        correlation_id,
+        trigger_time_ms: args.trigger_time_ms,
+        format,
+        file_size: args.file_size_mb * 1024 * 1024,
+        max_rejects: args.max_rejects,
+        workers,
+        jobs,
+    })
+}
+
+/// `db.<db>.<table>:<start>:<end>`.
+fn parse_collection(spec: &str) -> Result<(Collection, Window), ExtractorError> {
+    let invalid = |reason: String| ExtractorError::InvalidArgument {
+        flag: "--collection",
+        value: spec.to_owned(),
+        reason,
+    };
+    let mut parts = spec.rsplitn(3, ':');
+    let (Some(end), Some(start), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid(
+            "write it `db.<database>.<table>:<start ms>:<end ms>`".to_owned(),
+        ));
+    };
+    let number = |text: &str, what: &str| {
+        text.parse::<u64>()
+            .map_err(|_| invalid(format!("the {what} `{text}` is not epoch milliseconds")))
+    };
+    let window = Window::new(number(start, "start")?, number(end, "end")?)?;
+    Ok((Collection::parse(name)?, window))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut all = vec![
+            "intraday-extractor",
+            "--correlation-id",
+            "run-1",
+            "--trigger-time-ms",
+            "1710153000000",
+            "--output",
+            "/tmp/out",
+        ];
+        all.extend_from_slice(extra);
+        Args::try_parse_from(all).expect("flags parse")
+    }
+
+    #[test]
+    fn builds_a_run_from_flags() {
+        let config = config(&args(&[
+            "--collection",
+            "db.core.claimant:1710149400001:1710153000000",
+            "--collection",
+            "db.core.contract:5:10",
+            "--pii",
+            "db.core.claimant",
+            "--scan-file",
+            "db.core.contract=/tmp/contract.scan",
+            "--format",
+            "csv-gzip",
+            "--file-size-mb",
+            "64",
+            "--max-rejects",
+            "3",
+        ]))
+        .expect("valid");
+        assert_eq!(config.format, OutputFormat::CsvGzip);
+        assert_eq!(config.file_size, 64 << 20);
+        assert_eq!(config.max_rejects, 3);
+        assert_eq!(config.jobs.len(), 2);
+        assert_eq!(config.jobs[0].collection.name(), "db.core.claimant");
+        assert_eq!(
+            config.jobs[0].window,
+            Window::new(1_710_149_400_001, 1_710_153_000_000).expect("w")
+        );
+        assert!(config.jobs[0].pii);
+        assert_eq!(
+            config.jobs[0].source,
+            ScanSource::Hbase {
+                command: "hbase".to_owned()
+            }
+        );
+        assert!(!config.jobs[1].pii);
+        assert_eq!(
+            config.jobs[1].source,
+            ScanSource::File("/tmp/contract.scan".into())
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_flag_and_value() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--collection", "db.core.x"],
+                "invalid --collection `db.core.x`: write it",
+            ),
+            (&["--collection", "db.core.x:9:5"], "invalid window [9, 5)"),
+            (
+                &["--collection", "db.core.x:a:5"],
+                "the start `a` is not epoch milliseconds",
+            ),
+            (
+                &["--collection", "db.core.x/y:1:5"],
+                "invalid collection `db.core.x/y`",
+            ),
+            (
+                &[
+                    "--collection",
+                    "db.core.x:1:5",
+                    "--collection",
+                    "db.core.x:5:9",
+                ],
+                "given twice",
+            ),
+            (
+                &["--collection", "db.core.x:1:5", "--pii", "db.core.y"],
+                "invalid --pii `db.core.y`: it is not one of the --collection flags",
+            ),
+            (
+                &["--collection", "db.core.x:1:5", "--scan-file", "db.core.x"],
+                "invalid --scan-file `db.core.x`",
+            ),
+            (
+                &["--collection", "db.core.x:1:5", "--format", "csv"],
+                "unknown output format `csv`",
+            ),
+            (
+                &["--collection", "db.core.x:1:5", "--file-size-mb", "0"],
+                "invalid --file-size-mb `0`",
+            ),
+        ];
+        for (flags, want) in cases {
+            let err = config(&args(flags)).expect_err(want).to_string();
+            assert!(err.contains(want), "{flags:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_collections_file_gives_pii_and_must_list_every_collection() {
+        let dir = std::env::temp_dir().join(format!("intraday-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("collections.txt");
+        std::fs::write(
+            &path,
+            "{'collections_all': {'db.core.claimant': {'db': 'core', 'table': 'claimant', 'pii': 'true'}, \
+             'db.core.statement': {'db': 'core', 'table': 'statement', 'pii': 'false'}}}",
+        )
+        .expect("write");
+        let file = path.to_string_lossy().into_owned();
+        let config = config(&args(&[
+            "--collection",
+            "db.core.claimant:1:5",
+            "--collection",
+            "db.core.statement:1:5",
+            "--collections-file",
+            &file,
+        ]))
+        .expect("valid");
+        assert!(config.jobs[0].pii);
+        assert!(!config.jobs[1].pii);
+        let err = super::config(&args(&[
+            "--collection",
+            "db.core.other:1:5",
+            "--collections-file",
+            &file,
+        ]))
+        .expect_err("not listed")
+        .to_string();
+        assert!(err.contains("does not list it"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,255 @@
+//! S3 output against moto server: multipart objects tagged as the original tagged them, the
+//! manifest last, and stale files of an earlier attempt removed.
+
+use std::process::{Command, Output as ProcessOutput};
+
+use intraday_aws::Objects;
+use intraday_core::S3Uri;
+use intraday_events::Manifest;
+use intraday_extractor::loopback_dks::LoopbackDks;
+use intraday_extractor::output::{Output, PART_SIZE};
+use intraday_extractor::synth;
+use intraday_testkit as kit;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use sha2::{Digest, Sha256};
+
+const START: u64 = 1_710_149_400_001;
+const END: u64 = 1_710_153_000_000;
+
+fn uri(bucket: &str, key: &str) -> S3Uri {
+    S3Uri::new(bucket, key).expect("valid uri")
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut tags: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    tags.sort();
+    tags
+}
+
+#[tokio::test]
+async fn moto_an_object_larger_than_a_part_is_uploaded_in_parts_with_its_tags() {
+    let aws = kit::aws().await;
+    let bucket = kit::bucket(&aws).await;
+    let objects = Objects::new(aws.s3());
+    let output = Output::s3(objects.clone(), uri(&bucket, "data"));
+    assert_eq!(output.root(), format!("s3://{bucket}/data/"));
+
+    let mut writer = output
+        .create(
+            "core_claimant/run=20240311-1030/part-00000.parquet",
+            "application/vnd.apache.parquet",
+            &[("pii", "true"), ("db", "core"), ("table", "claimant")],
+        )
+        .await
+        .expect("start");
+    let mut expected = Vec::new();
+    for i in 0..4u8 {
+        let chunk = vec![i; 3 * 1024 * 1024];
+        expected.extend_from_slice(&chunk);
+        writer.write(chunk).await.expect("write");
+    }
+    assert!(expected.len() > PART_SIZE, "at least two parts");
+    let written = writer.finish().await.expect("complete");
+    assert_eq!(written.size, expected.len() as u64);
+    let sha: String = Sha256::digest(&expected)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(written.sha256, sha);
+
+    let at = uri(
+        &bucket,
+        "data/core_claimant/run=20240311-1030/part-00000.parquet",
+    );
+    assert_eq!(objects.get(&at).await.expect("get"), expected);
+    assert_eq!(
+        objects.tags(&at).await.expect("tags"),
+        tags(&[("db", "core"), ("pii", "true"), ("table", "claimant")])
+    );
+
+    let mut aborted = output
+        .create(
+            "core_claimant/run=20240311-1030/part-00001.parquet",
+            "x",
+            &[],
+        )
+        .await
+        .expect("start");
+    aborted.write(vec![1; 10]).await.expect("write");
+    aborted.abort().await;
+    let listed = objects
+        .list(&uri(&bucket, "data/core_claimant/"))
+        .await
+        .expect("list");
+    assert_eq!(
+        listed.len(),
+        1,
+        "an aborted upload leaves nothing: {listed:?}"
+    );
+    assert_eq!(
+        output
+            .clear("core_claimant/run=20240311-1030/")
+            .await
+            .expect("clear"),
+        1
+    );
+}
+
+async fn run_binary(args: Vec<String>) -> ProcessOutput {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_intraday-extractor"));
+    command
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("RUST_LOG", "warn");
+    tokio::task::spawn_blocking(move || command.output().expect("the binary runs"))
+        .await
+        .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_the_extractor_writes_tagged_files_and_the_manifest_to_s3() {
+    let aws = kit::aws().await;
+    let bucket = kit::bucket(&aws).await;
+    let objects = Objects::new(aws.s3());
+    let dks = LoopbackDks::start().await.expect("dks");
+    let keys = synth::keys(2, 21);
+    for key in &keys {
+        dks.add_key(&key.encrypted_key, &key.plaintext);
+    }
+    let dir = std::env::temp_dir().join(kit::unique("extractor-s3"));
+    std::fs::create_dir_all(&dir).expect("dir");
+
+    let claimants = synth::records(120, 1024, keys.len(), START, 1);
+    let mut text = Vec::new();
+    synth::write_scan(&mut text, &claimants, &keys, 1).expect("scan");
+    let claimant_scan = dir.join("claimant.scan");
+    std::fs::write(&claimant_scan, text).expect("write");
+
+    // The second collection has one reject, allowed by --max-rejects.
+    let statements = synth::records(30, 8 * 1024, keys.len(), START, 2);
+    let mut text = Vec::new();
+    synth::write_scan(&mut text, &statements, &keys, 2).expect("scan");
+    let text = String::from_utf8(text).expect("utf-8").replacen(
+        "30 row(s)",
+        &format!(
+            "{}\n31 row(s)",
+            synth::cell_line(b"broken", START + 1, b"not json")
+        ),
+        1,
+    );
+    let statement_scan = dir.join("statement.scan");
+    std::fs::write(&statement_scan, text).expect("write");
+
+    // A file an earlier attempt of this run left behind.
+    let stale = uri(
+        &bucket,
+        "data/core_claimant/run=20240311-1030/part-00007.parquet",
+    );
+    objects
+        .put(&stale, b"old".to_vec(), "x", &[])
+        .await
+        .expect("stale put");
+
+    let output = run_binary(vec![
+        "--correlation-id".into(),
+        "scheduled-20240311-1030".into(),
+        "--trigger-time-ms".into(),
+        "1710153000000".into(),
+        "--collection".into(),
+        format!("db.core.claimant:{START}:{END}"),
+        "--collection".into(),
+        format!("db.core.statement:{START}:{END}"),
+        "--pii".into(),
+        "db.core.claimant".into(),
+        "--scan-file".into(),
+        format!("db.core.claimant={}", claimant_scan.display()),
+        "--scan-file".into(),
+        format!("db.core.statement={}", statement_scan.display()),
+        "--output".into(),
+        format!("s3://{bucket}/data"),
+        "--dks-url".into(),
+        dks.url(),
+        "--max-rejects".into(),
+        "1".into(),
+        "--region".into(),
+        kit::REGION.into(),
+        "--endpoint-url".into(),
+        kit::moto().into(),
+    ])
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let manifest_uri = uri(&bucket, "data/_manifests/scheduled-20240311-1030.json");
+    let manifest = Manifest::parse(
+        &String::from_utf8(objects.get(&manifest_uri).await.expect("manifest")).expect("utf-8"),
+    )
+    .expect("valid manifest");
+    assert_eq!(manifest.output, format!("s3://{bucket}/data/"));
+    assert_eq!(manifest.collections.len(), 2);
+
+    let claimant = &manifest.collections[0];
+    assert_eq!((claimant.records, claimant.rejected), (120, 0));
+    let statement = &manifest.collections[1];
+    assert_eq!((statement.records, statement.rejected), (30, 1));
+
+    for (entry, pii, table) in [
+        (claimant, "true", "claimant"),
+        (statement, "false", "statement"),
+    ] {
+        for file in &entry.files {
+            let at = uri(&bucket, &format!("data/{}", file.key));
+            let body = objects.get(&at).await.expect("data file");
+            assert_eq!(body.len() as u64, file.size);
+            let rows = SerializedFileReader::new(hyper::body::Bytes::from(body))
+                .expect("parquet")
+                .metadata()
+                .file_metadata()
+                .num_rows();
+            assert_eq!(rows as u64, file.records);
+            assert_eq!(
+                objects.tags(&at).await.expect("tags"),
+                tags(&[("db", "core"), ("pii", pii), ("table", table)]),
+                "{}",
+                file.key
+            );
+        }
+    }
+    let rejects_key = statement.rejects_file.as_deref().expect("a rejects file");
+    assert_eq!(
+        rejects_key,
+        "_rejects/core_statement/run=20240311-1030/rejects.jsonl"
+    );
+    let rejects_at = uri(&bucket, &format!("data/{rejects_key}"));
+    let rejects =
+        String::from_utf8(objects.get(&rejects_at).await.expect("rejects")).expect("utf-8");
+    assert!(rejects.contains(r#""row_key":"broken""#), "{rejects}");
+    assert_eq!(
+        objects.tags(&rejects_at).await.expect("tags"),
+        tags(&[("db", "core"), ("pii", "false"), ("table", "statement")])
+    );
+
+    let listed: Vec<String> = objects
+        .list(&uri(&bucket, "data/core_claimant/"))
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(
+        listed,
+        ["data/core_claimant/run=20240311-1030/part-00000.parquet"],
+        "the stale file is gone"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
