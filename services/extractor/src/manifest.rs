@@ -116,9 +116,18 @@ pub struct RejectsFile {
 }
 
 impl RejectsFile {
-    pub fn new(collection: &Collection, run: &str, tags: Vec<(String, String)>) -> Self {
+    /// Named after the run, so two runs sharing a trigger minute keep their own.
+    pub fn new(
+        collection: &Collection,
+        run: &str,
+        correlation_id: &CorrelationId,
+        tags: Vec<(String, String)>,
+    ) -> Self {
         Self {
-            key: format!("{}rejects.jsonl", rejects_folder(collection, run)),
+            key: format!(
+                "{}rejects-{correlation_id}.jsonl",
+                rejects_folder(collection, run)
+            ),
             tags,
             writer: None,
             buffer: Vec::new(),

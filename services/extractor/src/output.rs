@@ -128,13 +128,15 @@ impl Output {
         }
     }
 
-    /// Removes what an earlier attempt of the same run left under `prefix` (a folder key
-    /// ending in `/`), so a retried step never leaves a stale extra file beside the new ones.
+    /// Removes what an earlier attempt of the same run left in `folder` (a key ending in
+    /// `/`): the files whose names start with `name_prefix`, which carries the run's
+    /// correlation id. A retried step never leaves a stale extra file beside the new ones,
+    /// and another run that shares the folder (the same trigger minute) is never touched.
     /// Returns how many objects were removed.
-    pub async fn clear(&self, prefix: &str) -> Result<usize, ExtractorError> {
+    pub async fn clear(&self, folder: &str, name_prefix: &str) -> Result<usize, ExtractorError> {
         match self {
             Output::Local { root } => {
-                let dir = local_path(root, prefix);
+                let dir = local_path(root, folder);
                 let entries = match fs::read_dir(&dir) {
                     Ok(entries) => entries,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -145,7 +147,10 @@ impl Output {
                     let path = entry
                         .map_err(|e| ExtractorError::file("reading a directory", &dir, e))?
                         .path();
-                    if path.is_file() {
+                    let ours = path
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(name_prefix));
+                    if path.is_file() && ours {
                         fs::remove_file(&path)
                             .map_err(|e| ExtractorError::file("removing a stale file", &path, e))?;
                         removed += 1;
@@ -154,7 +159,9 @@ impl Output {
                 Ok(removed)
             }
             Output::S3 { objects, root } => {
-                let listed = objects.list(&root.join(prefix)?).await?;
+                let listed = objects
+                    .list(&root.join(&format!("{folder}{name_prefix}"))?)
+                    .await?;
                 let keys: Vec<String> = listed.into_iter().map(|o| o.key).collect();
                 if keys.is_empty() {
                     return Ok(0);
@@ -343,14 +350,14 @@ mod tests {
             .collect();
         assert_eq!(names, ["part-00000.parquet"]);
 
+        // Another run's files in the same folder are not ours to clear.
+        let folder = "core_claimant/run=20240311-1030/";
+        assert_eq!(output.clear(folder, "part-other-").await.expect("clear"), 0);
+        assert_eq!(output.clear(folder, "part-").await.expect("clear"), 1);
         assert_eq!(
-            output
-                .clear("core_claimant/run=20240311-1030/")
-                .await
-                .expect("clear"),
-            1
+            output.clear("nothing/here/", "part-").await.expect("clear"),
+            0
         );
-        assert_eq!(output.clear("nothing/here/").await.expect("clear"), 0);
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -99,8 +99,14 @@ async fn extract(
     keys: Arc<KeyCache>,
 ) -> Result<CollectionManifest, ExtractorError> {
     let data_prefix = data_folder(&job.collection, run);
-    let stale = output.clear(&data_prefix).await?
-        + output.clear(&rejects_folder(&job.collection, run)).await?;
+    let cid = &config.correlation_id;
+    let stale = output.clear(&data_prefix, &format!("part-{cid}-")).await?
+        + output
+            .clear(
+                &rejects_folder(&job.collection, run),
+                &format!("rejects-{cid}."),
+            )
+            .await?;
     if stale > 0 {
         tracing::warn!(stale, prefix = %data_prefix, "removed files an earlier attempt of this run left");
     }
@@ -154,13 +160,13 @@ async fn extract(
     ];
     let mut write = CollectionWrite {
         settings: WriterSettings::new(config.format, config.file_size),
-        prefix: data_prefix,
+        prefix: format!("{data_prefix}part-{cid}-"),
         tags: tags.clone(),
         roller: None,
         current: None,
         next_file: 0,
         tally: Tally::default(),
-        rejects: RejectsFile::new(&job.collection, run, tags),
+        rejects: RejectsFile::new(&job.collection, run, cid, tags),
     };
     write.roller = Some(Roller::new(write.settings));
 
@@ -329,7 +335,7 @@ impl CollectionWrite {
                         Some(writer) => writer,
                         None => {
                             let key = format!(
-                                "{}part-{:05}.{}",
+                                "{}{:05}.{}",
                                 self.prefix,
                                 self.next_file,
                                 self.settings.extension()

@@ -79,7 +79,7 @@ impl Fixture {
     fn rejects(&self) -> Vec<serde_json::Value> {
         let path = self
             .out()
-            .join("_rejects/core_claimant/run=20240311-1030/rejects.jsonl");
+            .join("_rejects/core_claimant/run=20240311-1030/rejects-run-7.jsonl");
         let text =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         text.lines()
@@ -151,7 +151,7 @@ async fn parquet_output_reads_back_equal_to_the_input_with_a_manifest() {
     let file = &entry.files[0];
     assert_eq!(
         file.key,
-        "core_claimant/run=20240311-1030/part-00000.parquet"
+        "core_claimant/run=20240311-1030/part-run-7-00000.parquet"
     );
     let bytes = std::fs::read(fx.out().join(&file.key)).expect("data file");
     assert_eq!(file.size, bytes.len() as u64);
@@ -186,7 +186,7 @@ async fn csv_gzip_output_has_the_three_quoted_columns() {
     let manifest = Manifest::parse(&std::fs::read_to_string(fx.manifest_path()).expect("manifest"))
         .expect("valid");
     let key = &manifest.collections[0].files[0].key;
-    assert!(key.ends_with("part-00000.csv.gz"), "{key}");
+    assert!(key.ends_with("part-run-7-00000.csv.gz"), "{key}");
     let mut text = String::new();
     flate2::read::GzDecoder::new(std::fs::File::open(fx.out().join(key)).expect("file"))
         .read_to_string(&mut text)
@@ -223,7 +223,7 @@ async fn rejects_under_the_threshold_are_counted_in_the_manifest() {
     assert_eq!((entry.records, entry.rejected), (10, 1));
     assert_eq!(
         entry.rejects_file.as_deref(),
-        Some("_rejects/core_claimant/run=20240311-1030/rejects.jsonl")
+        Some("_rejects/core_claimant/run=20240311-1030/rejects-run-7.jsonl")
     );
     let rejects = fx.rejects();
     assert_eq!(rejects.len(), 1);
@@ -297,7 +297,7 @@ async fn a_truncated_scan_file_is_a_reject_and_a_failed_step() {
     );
     assert!(
         !fx.out()
-            .join("core_claimant/run=20240311-1030/part-00000.parquet")
+            .join("core_claimant/run=20240311-1030/part-run-7-00000.parquet")
             .exists(),
         "the file in progress is abandoned"
     );

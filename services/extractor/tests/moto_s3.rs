@@ -91,7 +91,7 @@ async fn moto_an_object_larger_than_a_part_is_uploaded_in_parts_with_its_tags() 
     );
     assert_eq!(
         output
-            .clear("core_claimant/run=20240311-1030/")
+            .clear("core_claimant/run=20240311-1030/", "part-")
             .await
             .expect("clear"),
         1
@@ -150,12 +150,21 @@ async fn moto_the_extractor_writes_tagged_files_and_the_manifest_to_s3() {
     // A file an earlier attempt of this run left behind.
     let stale = uri(
         &bucket,
-        "data/core_claimant/run=20240311-1030/part-00007.parquet",
+        "data/core_claimant/run=20240311-1030/part-scheduled-20240311-1030-00007.parquet",
     );
     objects
         .put(&stale, b"old".to_vec(), "x", &[])
         .await
         .expect("stale put");
+    // A file of another run that shares the trigger minute: not ours to remove.
+    let neighbour = uri(
+        &bucket,
+        "data/core_claimant/run=20240311-1030/part-other-run-00000.parquet",
+    );
+    objects
+        .put(&neighbour, b"theirs".to_vec(), "x", &[])
+        .await
+        .expect("neighbour put");
 
     let output = run_binary(vec![
         "--correlation-id".into(),
@@ -228,7 +237,7 @@ async fn moto_the_extractor_writes_tagged_files_and_the_manifest_to_s3() {
     let rejects_key = statement.rejects_file.as_deref().expect("a rejects file");
     assert_eq!(
         rejects_key,
-        "_rejects/core_statement/run=20240311-1030/rejects.jsonl"
+        "_rejects/core_statement/run=20240311-1030/rejects-scheduled-20240311-1030.jsonl"
     );
     let rejects_at = uri(&bucket, &format!("data/{rejects_key}"));
     let rejects =
@@ -248,8 +257,11 @@ async fn moto_the_extractor_writes_tagged_files_and_the_manifest_to_s3() {
         .collect();
     assert_eq!(
         listed,
-        ["data/core_claimant/run=20240311-1030/part-00000.parquet"],
-        "the stale file is gone"
+        [
+            "data/core_claimant/run=20240311-1030/part-other-run-00000.parquet",
+            "data/core_claimant/run=20240311-1030/part-scheduled-20240311-1030-00000.parquet"
+        ],
+        "the stale file is gone; another run's file in the same minute stays"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
