@@ -139,8 +139,25 @@ pub enum Command {
         #[arg(long)]
         hbase_root: Option<String>,
     },
+    /// The whole pipeline on this machine, against moto server on loopback.
+    #[command(subcommand)]
+    Local(LocalCommand),
     /// Shell completions: `intradayctl completions bash > /etc/bash_completion.d/intradayctl`.
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Deploy the template to moto server, run every service and an EMR stand-in, and take
+    /// two runs end to end; exit status non-zero if anything did not complete.
+    #[command(
+        after_help = "Example:\n  intradayctl local demo\n  intradayctl local demo --endpoint-url http://127.0.0.1:5000"
+    )]
+    Demo {
+        /// Give up on a run after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

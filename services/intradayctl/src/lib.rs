@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod context;
 mod error;
+pub mod local;
 pub mod output;
 
 pub use error::CtlError;
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::CommandFactory;
 use intraday_aws::AwsSettings;
 
-use cli::{Cli, ClusterCommand, Command, DlqCommand};
+use cli::{Cli, ClusterCommand, Command, DlqCommand, LocalCommand};
 use commands::{ack, cluster, dlq, reap, replay, runs, status};
 use context::Env;
 use output::Report;
@@ -29,6 +30,13 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
         endpoint_url: cli.endpoint_url.clone(),
         static_credentials: None,
     };
+    if let Command::Local(LocalCommand::Demo { timeout }) = &cli.command {
+        return local::demo(local::DemoOptions {
+            endpoint_url: cli.endpoint_url.clone(),
+            timeout: std::time::Duration::from_secs(*timeout),
+        })
+        .await;
+    }
     let env = Env::new(&settings, &cli.stack).await;
     match cli.command {
         Command::Trigger { collections } => runs::trigger(&env, &collections).await,
@@ -125,6 +133,9 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
             dry_run,
             hbase_root,
         } => reap::reap(&env, &cluster_id, dry_run, hbase_root.as_deref()).await,
+        Command::Local(LocalCommand::Demo { .. }) => {
+            Err(CtlError::Other("`local demo` runs without a stack".into()))
+        }
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "intradayctl", &mut out);

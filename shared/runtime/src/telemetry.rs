@@ -80,7 +80,12 @@ fn emf_line(service: &str, outcome: &str, elapsed: Duration, timestamp_ms: u64) 
 /// JSON log lines on stderr, filtered by `RUST_LOG` (default `info`). Safe to call twice:
 /// the second call changes nothing.
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_logging_at("info");
+}
+
+/// JSON log lines on stderr at `default` level unless `RUST_LOG` says otherwise.
+pub fn init_logging_at(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

@@ -1,0 +1,523 @@
+//! `intradayctl local demo`: the whole pipeline on this machine, against moto server on
+//! loopback. It deploys infra/template.yaml through CloudFormation, seeds a KMS key, the
+//! collections secret (in the original's base64 Python-literal format) and a DKS on
+//! loopback, runs every service's real handler on its queue with the local poller, stands in
+//! for EMR, and runs two scheduled-like runs end to end.
+
+mod moto;
+mod standin;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use intraday_aws::{
+    Alerts, Aws, AwsSettings, Bus, Catalog, Emr, JobStore, Objects, Queues, Secrets, Stacks,
+};
+use intraday_core::{CorrelationId, JobStatus, S3Uri, WaitPolicy};
+use intraday_events::{MESSAGE_VERSION, Manifest, Message, RunRequested, Trigger};
+use intraday_extractor::loopback_dks::LoopbackDks;
+use intraday_extractor::synth::SynthKey;
+use intraday_launcher::cluster::{ClusterTemplate, DEFAULT_TEMPLATE};
+use intraday_runtime::{HandlerFuture, MetricsSink, Poller, Telemetry};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::CtlError;
+use crate::output::Report;
+
+const REGION: &str = "eu-west-2";
+const SECRET: &str = "{'collections_all': {'db.core.claimant': {'db': 'core', 'table': 'claimant', 'pii': 'true'}, 'db.core.contract': {'db': 'core', 'table': 'contract', 'pii': 'true'}, 'db.agent.agentToDo': {'db': 'agent', 'table': 'agentToDo', 'pii': 'false'}}}";
+
+pub struct DemoOptions {
+    pub endpoint_url: Option<String>,
+    pub timeout: Duration,
+}
+
+/// One run's outcome per collection, for the summary.
+struct Row {
+    run: String,
+    collection: String,
+    status: JobStatus,
+    window: String,
+    records: String,
+    files: String,
+    table: String,
+    view: String,
+}
+
+pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
+    let started = Instant::now();
+    let say = |text: String| println!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
+
+    let (_moto, endpoint) = match options.endpoint_url {
+        Some(url) => (None, url),
+        None => {
+            let moto = moto::start().await?;
+            let endpoint = moto.endpoint.clone();
+            (Some(moto), endpoint)
+        }
+    };
+    say(format!("moto server on {endpoint}"));
+    let aws = AwsSettings::emulator(&endpoint, REGION).load().await;
+
+    // The stack, from the template, with names of its own.
+    let prefix = format!(
+        "intraday-demo-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    let secret_name = format!("/{prefix}/collections");
+    let hbase_bucket = format!("{prefix}-hbase");
+    let hbase_root = S3Uri::parse(&format!("s3://{hbase_bucket}/hbase"))?;
+    let template = include_str!("../../../../infra/template.yaml");
+    let table = format!("{prefix}-jobs");
+    let deployed = Stacks::new(aws.cloudformation())
+        .create(
+            &prefix,
+            template,
+            &[
+                ("Prefix", &prefix),
+                ("JobTableName", &table),
+                ("CollectionsSecretName", &secret_name),
+                ("HBaseRootS3Uri", &hbase_root.to_string()),
+                ("EnableSchedules", "false"),
+                ("EnforceTls", "false"),
+                ("CodeBucket", ""),
+            ],
+            Duration::from_secs(60),
+        )
+        .await?;
+    let out = |name: &str| {
+        deployed
+            .outputs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| CtlError::MissingOutput {
+                stack: prefix.clone(),
+                output: name.into(),
+            })
+    };
+    say(format!(
+        "stack {prefix} deployed from infra/template.yaml ({})",
+        deployed.status
+    ));
+
+    // What the emulator skips from the template, and the data HBase would hold.
+    let secrets = Secrets::new(aws.secrets());
+    secrets
+        .put(
+            &secret_name,
+            &base64::engine::general_purpose::STANDARD.encode(SECRET),
+        )
+        .await?;
+    aws.s3()
+        .create_bucket()
+        .bucket(&hbase_bucket)
+        .create_bucket_configuration(aws_sdk_s3_location(REGION))
+        .send()
+        .await
+        .map_err(|e| CtlError::Other(format!("creating the HBase root bucket: {e}")))?;
+    let keys = seed_keys(&aws).await?;
+    let dks = LoopbackDks::start()
+        .await
+        .map_err(|e| CtlError::Other(e.to_string()))?;
+    for key in &keys {
+        dks.add_key(&key.encrypted_key, &key.plaintext);
+    }
+    say(format!(
+        "seeded a KMS key, {} data keys, the collections secret and a DKS on {}",
+        keys.len(),
+        dks.url()
+    ));
+
+    let bucket = out("OutputBucketName")?;
+    let store = JobStore::new(aws.dynamodb(), table.clone());
+    let queues = Queues::new(aws.sqs());
+    let alerts = Alerts::new(aws.sns(), out("AlertsTopicArn")?);
+    let emr = Emr::new(aws.emr());
+    let objects = Objects::new(aws.s3());
+    let launcher_template = ClusterTemplate::parse(DEFAULT_TEMPLATE, "infra/emr/cluster.json")
+        .and_then(|t| {
+            t.with_overrides(
+                include_str!("../../../../infra/emr/params/local.json"),
+                "infra/emr/params/local.json",
+            )
+        })
+        .and_then(|t| {
+            t.with_overrides(
+                &json!({"hbase_root": hbase_root.to_string()}).to_string(),
+                "the demo",
+            )
+        })
+        .map_err(|e| CtlError::Other(e.to_string()))?;
+
+    let scheduler = intraday_scheduler::Ctx {
+        store: store.clone(),
+        secrets: secrets.clone(),
+        queues: queues.clone(),
+        alerts: alerts.clone(),
+        collections_secret: secret_name.clone(),
+        scheduler_queue_url: out("SchedulerQueueUrl")?,
+        launcher_queue_url: out("LauncherQueueUrl")?,
+        output: S3Uri::new(&bucket, "data/")?,
+        database: Default::default(),
+        format: Default::default(),
+        policy: WaitPolicy {
+            max_wait: Duration::from_secs(60),
+            step: Duration::from_secs(5),
+        },
+        collections: Default::default(),
+    };
+    let launcher = intraday_launcher::Ctx {
+        store: store.clone(),
+        emr: emr.clone(),
+        alerts: alerts.clone(),
+        template: launcher_template,
+        claim_timeout: Duration::from_secs(120),
+    };
+    let monitor = intraday_monitor::Ctx {
+        store: store.clone(),
+        emr: emr.clone(),
+        objects: objects.clone(),
+        queues: queues.clone(),
+        alerts: alerts.clone(),
+        tables_queue_url: out("TablesQueueUrl")?,
+        sweep: Default::default(),
+    };
+    let tables = intraday_table_builder::Ctx {
+        store: store.clone(),
+        catalog: Catalog::new(aws.glue()),
+    };
+    let reaper = intraday_reaper::Ctx {
+        emr: emr.clone(),
+        objects: objects.clone(),
+        hbase_root: hbase_root.clone(),
+    };
+
+    let workdir = std::env::temp_dir().join(&prefix);
+    let extractor = extractor_binary()?;
+    let standin = standin::StandIn {
+        emr: emr.clone(),
+        bus: Bus::new(aws.eventbridge()),
+        objects: objects.clone(),
+        hbase_root: hbase_root.clone(),
+        keys,
+        extractor,
+        dks_url: dks.url(),
+        endpoint: endpoint.clone(),
+        region: REGION.into(),
+        workdir: workdir.clone(),
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let poll = |url: String| {
+        let mut poller = Poller::new(queues.clone(), url);
+        poller.wait = Duration::from_secs(1);
+        poller
+    };
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let (p_sched, p_launch, p_mon, p_tab, p_reap) = (
+        poll(out("SchedulerQueueUrl")?),
+        poll(out("LauncherQueueUrl")?),
+        poll(out("MonitorQueueUrl")?),
+        poll(out("TablesQueueUrl")?),
+        poll(out("ReaperQueueUrl")?),
+    );
+    let t = |name| Telemetry::new(name, MetricsSink::Discard);
+    let (ts, tl, tm, tt, tr) = (
+        t("scheduler"),
+        t("launcher"),
+        t("monitor"),
+        t("table-builder"),
+        t("reaper"),
+    );
+    let services = async {
+        tokio::join!(
+            p_sched.run(
+                &scheduler,
+                &intraday_scheduler::handler,
+                &ts,
+                stopped(stop_rx.clone())
+            ),
+            p_launch.run(
+                &launcher,
+                &intraday_launcher::handler,
+                &tl,
+                stopped(stop_rx.clone())
+            ),
+            p_mon.run(
+                &monitor,
+                &intraday_monitor::handler,
+                &tm,
+                stopped(stop_rx.clone())
+            ),
+            p_tab.run(
+                &tables,
+                &table_builder_handler,
+                &tt,
+                stopped(stop_rx.clone())
+            ),
+            p_reap.run(
+                &reaper,
+                &intraday_reaper::handler,
+                &tr,
+                stopped(stop_rx.clone())
+            ),
+            standin.run(stop_rx.clone()),
+        );
+    };
+    say("scheduler, launcher, monitor, table builder and reaper are polling their queues; the EMR stand-in is watching for clusters".into());
+
+    let flow = async {
+        let mut rows = Vec::new();
+        for n in 1..=2 {
+            let run = trigger(&queues, &out("SchedulerQueueUrl")?, n).await?;
+            say(format!("run {n}: requested {run}"));
+            let settled = follow(&store, &run, options.timeout, &say).await?;
+            rows.extend(summarise(&aws, &objects, &bucket, &run, &settled).await?);
+            wait_for_reaper(&objects, &hbase_root, &say).await;
+        }
+        Ok::<_, CtlError>(rows)
+    };
+    let rows = tokio::select! {
+        rows = flow => rows,
+        () = services => Err(CtlError::Other("the services stopped early".into())),
+    };
+    let _ = stop_tx.send(true);
+    let _ = std::fs::remove_dir_all(&workdir);
+    let rows = rows?;
+
+    let mut report = Report::new(&[
+        "RUN",
+        "COLLECTION",
+        "STATUS",
+        "WINDOW",
+        "RECORDS",
+        "FILES",
+        "TABLE",
+        "VIEW",
+    ]);
+    report.title = Some(format!(
+        "Intraday local demo, stack {prefix}, finished in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    let failed = rows
+        .iter()
+        .filter(|r| r.status != JobStatus::EmrCompleted)
+        .count();
+    report.json = json!({"stack": prefix, "runs": rows.iter().map(|r| json!({
+        "run": r.run, "collection": r.collection, "status": r.status, "window": r.window,
+        "records": r.records, "files": r.files, "table": r.table, "view": r.view})).collect::<Vec<_>>()});
+    for r in rows {
+        report.rows.push(vec![
+            r.run,
+            r.collection,
+            r.status.to_string(),
+            r.window,
+            r.records,
+            r.files,
+            r.table,
+            r.view,
+        ]);
+    }
+    if failed > 0 {
+        return Err(CtlError::Other(format!(
+            "{}\n{failed} collection(s) did not complete",
+            report.render(crate::output::Format::Table)
+        )));
+    }
+    Ok(report)
+}
+
+fn aws_sdk_s3_location(region: &str) -> aws_sdk_s3::types::CreateBucketConfiguration {
+    aws_sdk_s3::types::CreateBucketConfiguration::builder()
+        .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+        .build()
+}
+
+fn table_builder_handler(
+    message: intraday_runtime::Message,
+    ctx: &intraday_table_builder::Ctx,
+) -> HandlerFuture<'_> {
+    intraday_table_builder::handler(message, ctx)
+}
+
+/// The extractor binary beside this one, as `ci/setup.sh` builds it.
+fn extractor_binary() -> Result<PathBuf, CtlError> {
+    let here = std::env::current_exe().map_err(|e| CtlError::Other(e.to_string()))?;
+    let path = here.with_file_name(format!(
+        "intraday-extractor{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(CtlError::Other(format!(
+            "the extractor binary is not at {}; build it with `cargo build -p intraday-extractor` (ci/setup.sh does)",
+            path.display()
+        )))
+    }
+}
+
+/// Data keys wrapped by a KMS key, as a producer would make them; the DKS stand-in learns
+/// their plaintext.
+async fn seed_keys(aws: &Aws) -> Result<Vec<SynthKey>, CtlError> {
+    let kms = aws_sdk_kms::Client::new(&aws.sdk);
+    let key = kms
+        .create_key()
+        .description("intraday demo master key")
+        .send()
+        .await
+        .map_err(|e| CtlError::Other(format!("KMS CreateKey: {e}")))?;
+    let key_id = key
+        .key_metadata()
+        .map(|m| m.key_id().to_owned())
+        .unwrap_or_default();
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        let data = kms
+            .generate_data_key()
+            .key_id(&key_id)
+            .key_spec(aws_sdk_kms::types::DataKeySpec::Aes128)
+            .send()
+            .await
+            .map_err(|e| CtlError::Other(format!("KMS GenerateDataKey: {e}")))?;
+        let plaintext: [u8; 16] = data
+            .plaintext()
+            .map(|b| b.as_ref().to_vec())
+            .unwrap_or_default()
+            .try_into()
+            .map_err(|_| CtlError::Other("KMS returned a data key that is not 16 bytes".into()))?;
+        let encrypted = data
+            .ciphertext_blob()
+            .map(|b| b.as_ref().to_vec())
+            .unwrap_or_default();
+        keys.push(SynthKey {
+            key_id: key_id.clone(),
+            encrypted_key: base64::engine::general_purpose::STANDARD.encode(encrypted),
+            plaintext,
+        });
+    }
+    Ok(keys)
+}
+
+async fn trigger(queues: &Queues, url: &str, n: u32) -> Result<CorrelationId, CtlError> {
+    let now = intraday_aws::jobs::now_ms();
+    let run = CorrelationId::new(format!("demo-{n}-{}", intraday_core::run_folder(now)?))?;
+    let request = RunRequested {
+        version: MESSAGE_VERSION,
+        correlation_id: run.clone(),
+        trigger: Trigger::Manual,
+        trigger_time_ms: now,
+        collections: None,
+        backfill: None,
+        attempt: 1,
+        first_requested_ms: now,
+    };
+    queues
+        .send(url, &Message::RunRequested(request).to_body(), None)
+        .await?;
+    Ok(run)
+}
+
+/// Prints each status change until every item has settled; returns the final items.
+async fn follow(
+    store: &JobStore,
+    run: &CorrelationId,
+    timeout: Duration,
+    say: &impl Fn(String),
+) -> Result<Vec<intraday_core::JobRecord>, CtlError> {
+    let deadline = Instant::now() + timeout;
+    let mut last: BTreeMap<String, JobStatus> = BTreeMap::new();
+    loop {
+        let jobs = store.run(run).await?;
+        for job in &jobs {
+            if last.get(&job.collection.name()) != Some(&job.status) {
+                say(format!("  {} {}: {}", run, job.collection, job.status));
+                last.insert(job.collection.name(), job.status);
+            }
+        }
+        let settled = !jobs.is_empty() && jobs.iter().all(|j| !(j.status.is_active()));
+        if settled {
+            return Ok(jobs);
+        }
+        if Instant::now() > deadline {
+            return Err(CtlError::Other(format!(
+                "run {run} did not settle within {} s; see `intradayctl status --run {run}`",
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn summarise(
+    aws: &Aws,
+    objects: &Objects,
+    bucket: &str,
+    run: &CorrelationId,
+    jobs: &[intraday_core::JobRecord],
+) -> Result<Vec<Row>, CtlError> {
+    let manifest = match objects
+        .get(&S3Uri::new(bucket, &format!("data/_manifests/{run}.json"))?)
+        .await
+    {
+        Ok(bytes) => Manifest::parse(&String::from_utf8_lossy(&bytes)).ok(),
+        Err(_) => None,
+    };
+    let catalog = Catalog::new(aws.glue());
+    let mut rows = Vec::new();
+    for job in jobs {
+        let entry = manifest.as_ref().and_then(|m| {
+            m.collections
+                .iter()
+                .find(|c| c.collection == job.collection)
+        });
+        let table = job.collection.hive_table();
+        let view = job.collection.latest_view();
+        rows.push(Row {
+            run: run.to_string(),
+            collection: job.collection.name(),
+            status: job.status,
+            window: match (job.processed_data_start, job.window_end) {
+                (Some(s), Some(e)) => format!("[{s}, {e})"),
+                _ => "-".into(),
+            },
+            records: entry.map_or("-".into(), |e| e.records.to_string()),
+            files: entry.map_or("-".into(), |e| e.files.len().to_string()),
+            table: registered(&catalog, &table).await,
+            view: registered(&catalog, &view).await,
+        });
+    }
+    Ok(rows)
+}
+
+/// `intraday.<name>` when the catalog has it, else `-`.
+async fn registered(catalog: &Catalog, name: &str) -> String {
+    match catalog.get_table("intraday", name).await {
+        Ok(Some(_)) => format!("intraday.{name}"),
+        _ => "-".to_owned(),
+    }
+}
+
+/// The reaper removes each replica's metadata after its cluster terminates.
+async fn wait_for_reaper(objects: &Objects, root: &S3Uri, say: &impl Fn(String)) {
+    let prefix = match root.join("data/hbase/") {
+        Ok(p) => p,
+        Err(_) => return,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match objects.list(&prefix).await {
+            Ok(left) if left.is_empty() => {
+                say("  the reaper removed the replica's meta_<clusterId>/ folder".into());
+                return;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+    say("  replica metadata is still there after 20 s; see the reaper's dead-letter queue".into());
+}

@@ -1,0 +1,204 @@
+//! The EMR stand-in. moto records clusters but runs nothing and emits no events, so locally
+//! this does what EMR would: for each new Intraday cluster it runs the real extractor binary
+//! with the step's own arguments (saved scans stand in for `hbase shell`), puts the cluster
+//! and step state changes on the event bus, where the template's rules route them, and
+//! leaves the replica's `meta_<clusterId>/` folder in the HBase root for the reaper.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use intraday_aws::emr::{ACTIVE_STATES, TAG_MANAGED_BY};
+use intraday_aws::{Bus, Emr, Objects};
+use intraday_core::S3Uri;
+use intraday_extractor::synth::{self, SynthKey};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::CtlError;
+
+pub struct StandIn {
+    pub emr: Emr,
+    pub bus: Bus,
+    pub objects: Objects,
+    pub hbase_root: S3Uri,
+    pub keys: Vec<SynthKey>,
+    pub extractor: PathBuf,
+    pub dks_url: String,
+    pub endpoint: String,
+    pub region: String,
+    pub workdir: PathBuf,
+}
+
+/// Records per collection and run.
+const RECORDS: u64 = 150;
+
+impl StandIn {
+    pub async fn run(&self, mut stop: watch::Receiver<bool>) {
+        let mut seen = BTreeSet::new();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            match self.emr.list(&ACTIVE_STATES, None).await {
+                Ok(clusters) => {
+                    for cluster in clusters {
+                        if seen.insert(cluster.id.clone())
+                            && let Err(e) = self.step(&cluster.id).await
+                        {
+                            eprintln!("  EMR stand-in: cluster {}: {e}", cluster.id);
+                        }
+                    }
+                }
+                Err(e) => eprintln!("  EMR stand-in: listing clusters: {e}"),
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = tokio::time::sleep(Duration::from_millis(300)) => {}
+            }
+        }
+    }
+
+    async fn cluster_event(
+        &self,
+        id: &str,
+        state: &str,
+        code: &str,
+        message: &str,
+    ) -> Result<(), CtlError> {
+        let severity = if state == "TERMINATED_WITH_ERRORS" {
+            "CRITICAL"
+        } else {
+            "INFO"
+        };
+        let reason = json!({"code": code, "message": message}).to_string();
+        let detail = json!({"severity": severity, "stateChangeReason": reason, "name": "intraday-incremental",
+                            "clusterId": id, "state": state, "message": format!("Amazon EMR cluster {id} is {state}.")});
+        Ok(self
+            .bus
+            .put("aws.emr", "EMR Cluster State Change", &detail)
+            .await?)
+    }
+
+    async fn step_event(&self, id: &str, step: &str, state: &str) -> Result<(), CtlError> {
+        let severity = if state == "FAILED" { "ERROR" } else { "INFO" };
+        let detail = json!({"severity": severity, "actionOnFailure": "TERMINATE_CLUSTER", "stepId": step,
+                            "name": intraday_monitor::STEP_NAME, "clusterId": id, "state": state,
+                            "message": format!("Step {step} (intraday-extract) in Amazon EMR cluster {id} is {state}.")});
+        Ok(self
+            .bus
+            .put("aws.emr", "EMR Step Status Change", &detail)
+            .await?)
+    }
+
+    async fn step(&self, id: &str) -> Result<(), CtlError> {
+        let info = self.emr.describe(id).await?;
+        if info.tags.get(TAG_MANAGED_BY.0).map(String::as_str) != Some(TAG_MANAGED_BY.1) {
+            return Ok(());
+        }
+        let Some(step) = self
+            .emr
+            .steps(id)
+            .await?
+            .into_iter()
+            .find(|s| s.name == intraday_monitor::STEP_NAME)
+        else {
+            return Ok(());
+        };
+        self.cluster_event(id, "RUNNING", "", "").await?;
+        self.step_event(id, &step.id, "RUNNING").await?;
+        self.leave_replica_metadata(id).await?;
+
+        let mut args: Vec<String> = step.args.iter().skip(1).cloned().collect();
+        let dir = self.workdir.join(id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| CtlError::Other(format!("{}: {e}", dir.display())))?;
+        for (i, pair) in step
+            .args
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[0] == "--collection")
+        {
+            let spec = &pair[1];
+            let mut parts = spec.rsplitn(3, ':');
+            let end: u64 = parts.next().and_then(|e| e.parse().ok()).unwrap_or(0);
+            let start: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let collection = parts.next().unwrap_or_default().to_owned();
+            let path = dir.join(format!("scan-{i}.txt"));
+            self.write_scan(&path, start, end, i as u64)?;
+            args.push("--scan-file".into());
+            args.push(format!("{collection}={}", path.display()));
+        }
+        args.extend([
+            "--dks-url".into(),
+            self.dks_url.clone(),
+            "--endpoint-url".into(),
+            self.endpoint.clone(),
+            "--region".into(),
+            self.region.clone(),
+        ]);
+        let out = tokio::process::Command::new(&self.extractor)
+            .args(&args)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .map_err(|e| {
+                CtlError::Other(format!("cannot run {}: {e}", self.extractor.display()))
+            })?;
+        // EMR terminates the cluster after its last step; the reaper checks it is terminated.
+        self.emr.terminate(id).await?;
+        if out.status.success() {
+            self.step_event(id, &step.id, "COMPLETED").await?;
+            self.cluster_event(id, "TERMINATED", "ALL_STEPS_COMPLETED", "Steps completed")
+                .await?;
+        } else {
+            eprintln!(
+                "  extractor on {id} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            self.step_event(id, &step.id, "FAILED").await?;
+            self.cluster_event(
+                id,
+                "TERMINATED_WITH_ERRORS",
+                "STEP_FAILURE",
+                "Shut down as step failed",
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// What HBase changed in the window: encrypted records with cell timestamps inside it.
+    fn write_scan(&self, path: &Path, start: u64, end: u64, seed: u64) -> Result<(), CtlError> {
+        let count = RECORDS.min(end.saturating_sub(start) / 3);
+        let first = end.saturating_sub(count * 3 + 1).max(start);
+        let records = synth::records(count as usize, 1024, self.keys.len(), first, seed ^ end);
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| CtlError::Other(format!("{}: {e}", path.display())))?,
+        );
+        synth::write_scan(&mut file, &records, &self.keys, seed)
+            .map_err(|e| CtlError::Other(format!("{}: {e}", path.display())))
+    }
+
+    async fn leave_replica_metadata(&self, id: &str) -> Result<(), CtlError> {
+        for key in [
+            format!("data/hbase/meta_{id}/info/region-0"),
+            format!("data/hbase/meta_{id}/.tabledesc/table"),
+            format!("data/hbase/meta_{id}_$folder$"),
+        ] {
+            self.objects
+                .put(
+                    &self.hbase_root.join(&key)?,
+                    Vec::new(),
+                    "application/octet-stream",
+                    &[],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}

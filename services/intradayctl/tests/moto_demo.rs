@@ -1,0 +1,149 @@
+//! The local demo, end to end against moto server: every service's real handler, the real
+//! extractor binary, the template's rules. Afterwards the job table, the Glue catalog, the
+//! S3 objects and their tags, and the HBase root are checked directly.
+
+use std::process::Command;
+
+use intraday_aws::{Catalog, JobStore, Objects};
+use intraday_core::{CorrelationId, JobStatus, S3Uri};
+use intraday_testkit as kit;
+
+#[tokio::test]
+async fn moto_the_demo_runs_the_pipeline_end_to_end() {
+    let out = Command::new(env!("CARGO_BIN_EXE_intradayctl"))
+        .args([
+            "--output",
+            "json",
+            "--endpoint-url",
+            kit::moto(),
+            "local",
+            "demo",
+            "--timeout",
+            "90",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json_start = stdout.find("\n{").map_or(0, |i| i + 1);
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout[json_start..]).expect("json report");
+    let stack = report["stack"].as_str().expect("stack").to_owned();
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 6, "two runs of three collections: {runs:?}");
+
+    let aws = kit::aws().await;
+    let store = JobStore::new(aws.dynamodb(), format!("{stack}-jobs"));
+    let mut previous_end = None;
+    for run in ["demo-1", "demo-2"] {
+        let id = runs
+            .iter()
+            .find_map(|r| r["run"].as_str().filter(|id| id.starts_with(run)))
+            .expect("run id");
+        let jobs = store
+            .run(&CorrelationId::new(id).expect("id"))
+            .await
+            .expect("items");
+        assert_eq!(jobs.len(), 3);
+        for job in &jobs {
+            assert_eq!(job.status, JobStatus::EmrCompleted, "{job:?}");
+            let end = job.processed_data_end.expect("a watermark");
+            assert!(end < job.window_end.expect("window end"));
+            assert!(job.emr_cluster_id.is_some());
+        }
+        // The second run starts where the first one's data ended.
+        let claimant = jobs
+            .iter()
+            .find(|j| j.collection.name() == "db.core.claimant")
+            .expect("claimant");
+        if let Some(end) = previous_end {
+            assert_eq!(claimant.processed_data_start, Some(end + 1));
+        }
+        previous_end = claimant.processed_data_end;
+        assert_eq!(
+            store.lock_holder(&claimant.collection).await.expect("lock"),
+            None,
+            "locks released"
+        );
+    }
+
+    let catalog = Catalog::new(aws.glue());
+    for (table, view) in [
+        ("core_claimant", "v_core_claimant_latest"),
+        ("agent_agenttodo", "v_agent_agenttodo_latest"),
+    ] {
+        let info = catalog
+            .get_table("intraday", table)
+            .await
+            .expect("glue")
+            .expect("table exists");
+        assert!(
+            info.location
+                .as_deref()
+                .unwrap_or_default()
+                .ends_with(&format!("/data/{table}/")),
+            "{info:?}"
+        );
+        assert!(info.columns.iter().any(|c| c.name == "record_timestamp"));
+        assert!(
+            catalog
+                .get_table("intraday", view)
+                .await
+                .expect("glue")
+                .is_some(),
+            "{view}"
+        );
+    }
+
+    let objects = Objects::new(aws.s3());
+    let bucket = format!("{stack}-output-123456789012-{}", kit::REGION);
+    let files = objects
+        .list(&S3Uri::new(&bucket, "data/core_claimant/").expect("uri"))
+        .await
+        .expect("list");
+    assert_eq!(files.len(), 2, "one file per run: {files:?}");
+    for file in &files {
+        assert!(file.key.ends_with(".parquet"), "{}", file.key);
+        let tags = objects
+            .tags(&S3Uri::new(&bucket, &file.key).expect("uri"))
+            .await
+            .expect("tags");
+        assert_eq!(
+            tags,
+            [
+                ("db".into(), "core".into()),
+                ("pii".into(), "true".into()),
+                ("table".into(), "claimant".into())
+            ]
+        );
+    }
+    let agent = objects
+        .list(&S3Uri::new(&bucket, "data/agent_agenttodo/").expect("uri"))
+        .await
+        .expect("list");
+    let tags = objects
+        .tags(&S3Uri::new(&bucket, &agent[0].key).expect("uri"))
+        .await
+        .expect("tags");
+    assert!(
+        tags.contains(&("pii".to_owned(), "false".to_owned())),
+        "{tags:?}"
+    );
+
+    let left = objects
+        .list(&S3Uri::new(&format!("{stack}-hbase"), "hbase/data/hbase/").expect("uri"))
+        .await
+        .expect("list");
+    assert!(
+        left.is_empty(),
+        "the reaper left replica metadata: {left:?}"
+    );
+}
