@@ -5,6 +5,8 @@ use intradayctl::cli::Cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Handler logs (the local demo runs them in this process) at warn unless RUST_LOG says.
+    intraday_runtime::init_logging_at("warn");
     let cli = Cli::parse();
     let format = cli.output;
     match intradayctl::run(cli).await {
