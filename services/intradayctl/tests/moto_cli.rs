@@ -7,6 +7,7 @@ use std::time::Duration;
 use intraday_aws::{JobStore, Queues, Stacks};
 use intraday_core::{Collection, CorrelationId, JobRecord, JobStatus};
 use intraday_testkit as kit;
+use intraday_testkit::drain;
 
 struct Stack {
     name: String,
@@ -82,25 +83,6 @@ fn ctl(stack: &Stack, args: &[&str], stdin: Option<&str>) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-async fn drain(queues: &Queues, url: &str) -> Vec<String> {
-    let mut bodies = Vec::new();
-    let mut empty = 0;
-    while empty < 2 {
-        let got = queues
-            .receive(url, 10, Duration::from_millis(500), None)
-            .await
-            .expect("receive");
-        if got.is_empty() {
-            empty += 1;
-        }
-        for m in got {
-            queues.delete(url, &m.receipt_handle).await.expect("delete");
-            bodies.push(m.body);
-        }
-    }
-    bodies
 }
 
 #[tokio::test]

@@ -1,21 +1,13 @@
 use std::process::ExitCode;
 
 use intraday_aws::{Alerts, AwsSettings, Emr, JobStore, Objects, Queues};
-use intraday_monitor::{Ctx, config::Config, handler};
-use intraday_runtime::{MetricsSink, Telemetry, init_logging, run_lambda};
+use intraday_monitor::{Ctx, MonitorError, config::Config, handler};
+use intraday_runtime::{init_logging, serve};
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    init_logging();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!(error = %e, "monitor cannot start");
-            return ExitCode::FAILURE;
-        }
-    };
+async fn context() -> Result<Ctx, MonitorError> {
+    let config = Config::from_env()?;
     let aws = AwsSettings::default().load().await;
-    let ctx = Ctx {
+    Ok(Ctx {
         store: JobStore::new(aws.dynamodb(), config.job_table),
         emr: Emr::new(aws.emr()),
         objects: Objects::new(aws.s3()),
@@ -23,12 +15,11 @@ async fn main() -> ExitCode {
         alerts: Alerts::new(aws.sns(), config.alerts_topic_arn),
         tables_queue_url: config.tables_queue_url,
         sweep: config.sweep,
-    };
-    match run_lambda(ctx, handler, Telemetry::new("monitor", MetricsSink::Stdout)).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "monitor stopped");
-            ExitCode::FAILURE
-        }
-    }
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_logging();
+    serve("monitor", context().await, handler).await
 }

@@ -12,6 +12,7 @@ use intraday_launcher::cluster::{ClusterTemplate, DEFAULT_TEMPLATE};
 use intraday_monitor::{Ctx, SweepPolicy, handle, sweep};
 use intraday_runtime::{HandlerError, Message};
 use intraday_testkit as kit;
+use intraday_testkit::drain;
 
 const TRIGGER: u64 = 1_710_153_000_000;
 
@@ -166,23 +167,6 @@ async fn statuses(s: &Setup) -> Vec<JobStatus> {
     let mut jobs = s.ctx.store.run(&s.run).await.expect("run");
     jobs.sort_by(|a, b| a.collection.cmp(&b.collection));
     jobs.into_iter().map(|j| j.status).collect()
-}
-
-async fn drain(queues: &Queues, url: &str) -> Vec<String> {
-    let mut bodies = Vec::new();
-    loop {
-        let got = queues
-            .receive(url, 10, Duration::from_millis(300), None)
-            .await
-            .expect("receive");
-        if got.is_empty() {
-            return bodies;
-        }
-        for m in got {
-            queues.delete(url, &m.receipt_handle).await.expect("delete");
-            bodies.push(m.body);
-        }
-    }
 }
 
 /// What a completion says per collection, without the run's own names.

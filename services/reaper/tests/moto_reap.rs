@@ -37,28 +37,6 @@ fn request(tags: &[(&str, &str)]) -> ClusterRequest {
     }
 }
 
-async fn put_all(s3: &aws_sdk_s3::Client, bucket: &str, keys: &[String]) {
-    for chunk in keys.chunks(64) {
-        let puts: Vec<_> = chunk
-            .iter()
-            .map(|key| {
-                let (s3, bucket, key) = (s3.clone(), bucket.to_owned(), key.clone());
-                tokio::spawn(async move {
-                    s3.put_object()
-                        .bucket(bucket)
-                        .key(key)
-                        .body(Vec::new().into())
-                        .send()
-                        .await
-                })
-            })
-            .collect();
-        for put in puts {
-            put.await.expect("task").expect("put");
-        }
-    }
-}
-
 fn event(cluster: &str, state: &str) -> Message {
     let body = serde_json::json!({
         "version": "0", "id": kit::unique("evt"), "detail-type": "EMR Cluster State Change", "source": "aws.emr",
@@ -79,7 +57,6 @@ async fn moto_reaps_exactly_the_terminated_clusters_metadata() {
     let aws = kit::aws().await;
     let emr = Emr::new(aws.emr());
     let objects = Objects::new(aws.s3());
-    let s3 = aws.s3();
     let bucket = kit::bucket(&aws).await;
     let root = S3Uri::parse(&format!("s3://{bucket}/hbase")).expect("root");
 
@@ -101,8 +78,8 @@ async fn moto_reaps_exactly_the_terminated_clusters_metadata() {
         format!("elsewhere/meta_{cluster}/x"),
     ];
     ours.push(marker.clone());
-    put_all(&s3, &bucket, &ours).await;
-    put_all(&s3, &bucket, &survivors).await;
+    kit::put_empty_objects(&aws, &bucket, &ours).await;
+    kit::put_empty_objects(&aws, &bucket, &survivors).await;
 
     let ctx = Ctx {
         emr: emr.clone(),
@@ -169,7 +146,7 @@ async fn moto_an_invalid_or_foreign_cluster_id_deletes_nothing_and_says_why() {
         format!("hbase/data/hbase/meta_{foreign}/region-0"),
         "hbase/data/hbase/meta_j-ABC/region-0".to_owned(),
     ];
-    put_all(&aws.s3(), &bucket, &keys).await;
+    kit::put_empty_objects(&aws, &bucket, &keys).await;
     let ctx = Ctx {
         emr: emr.clone(),
         objects: objects.clone(),

@@ -1,21 +1,13 @@
 use std::process::ExitCode;
 
 use intraday_aws::{Alerts, AwsSettings, JobStore, Queues, Secrets};
-use intraday_runtime::{MetricsSink, Telemetry, init_logging, run_lambda};
-use intraday_scheduler::{Ctx, config::Config, handler};
+use intraday_runtime::{init_logging, serve};
+use intraday_scheduler::{Ctx, ScheduleError, config::Config, handler};
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    init_logging();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!(error = %e, "scheduler cannot start");
-            return ExitCode::FAILURE;
-        }
-    };
+async fn context() -> Result<Ctx, ScheduleError> {
+    let config = Config::from_env()?;
     let aws = AwsSettings::default().load().await;
-    let ctx = Ctx {
+    Ok(Ctx {
         store: JobStore::new(aws.dynamodb(), config.job_table),
         secrets: Secrets::new(aws.secrets()),
         queues: Queues::new(aws.sqs()),
@@ -28,18 +20,11 @@ async fn main() -> ExitCode {
         format: config.format,
         policy: config.policy,
         collections: Default::default(),
-    };
-    match run_lambda(
-        ctx,
-        handler,
-        Telemetry::new("scheduler", MetricsSink::Stdout),
-    )
-    .await
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "scheduler stopped");
-            ExitCode::FAILURE
-        }
-    }
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_logging();
+    serve("scheduler", context().await, handler).await
 }

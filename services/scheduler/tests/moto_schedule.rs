@@ -16,6 +16,7 @@ use intraday_events::{
 use intraday_runtime::{HandlerError, Message, MetricsSink, Poller, Telemetry};
 use intraday_scheduler::{Ctx, handle, handler, schedule};
 use intraday_testkit as kit;
+use intraday_testkit::drain;
 
 const SECRET: &str = "{'collections_all': {'db.core.claimant': {'db': 'core', 'table': 'claimant', 'pii': 'true'}, 'db.core.contract': {'db': 'core', 'table': 'contract', 'pii': 'false'}}}";
 
@@ -100,23 +101,6 @@ fn schedule_event(time_ms: u64) -> String {
         "resources": ["arn:aws:events:eu-west-2:123456789012:rule/intraday-schedule-sun-fri"], "detail": {}
     })
     .to_string()
-}
-
-async fn drain(queues: &Queues, url: &str) -> Vec<String> {
-    let mut bodies = Vec::new();
-    loop {
-        let got = queues
-            .receive(url, 10, Duration::from_millis(500), None)
-            .await
-            .expect("receive");
-        if got.is_empty() {
-            return bodies;
-        }
-        for m in got {
-            queues.delete(url, &m.receipt_handle).await.expect("delete");
-            bodies.push(m.body);
-        }
-    }
 }
 
 async fn launches(s: &Setup) -> Vec<LaunchRequested> {

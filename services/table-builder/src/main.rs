@@ -1,35 +1,20 @@
 use std::process::ExitCode;
 
 use intraday_aws::{AwsSettings, Catalog, JobStore};
-use intraday_runtime::{MetricsSink, Telemetry, init_logging, run_lambda};
-use intraday_table_builder::{Ctx, config::Config, handler};
+use intraday_runtime::{init_logging, serve};
+use intraday_table_builder::{Ctx, TableBuilderError, config::Config, handler};
+
+async fn context() -> Result<Ctx, TableBuilderError> {
+    let config = Config::from_env()?;
+    let aws = AwsSettings::default().load().await;
+    Ok(Ctx {
+        store: JobStore::new(aws.dynamodb(), config.job_table),
+        catalog: Catalog::new(aws.glue()),
+    })
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     init_logging();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!(error = %e, "table builder cannot start");
-            return ExitCode::FAILURE;
-        }
-    };
-    let aws = AwsSettings::default().load().await;
-    let ctx = Ctx {
-        store: JobStore::new(aws.dynamodb(), config.job_table),
-        catalog: Catalog::new(aws.glue()),
-    };
-    match run_lambda(
-        ctx,
-        handler,
-        Telemetry::new("table-builder", MetricsSink::Stdout),
-    )
-    .await
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "table builder stopped");
-            ExitCode::FAILURE
-        }
-    }
+    serve("table-builder", context().await, handler).await
 }

@@ -86,7 +86,6 @@ async fn moto_lists_every_page_and_deletes_in_batches_only_under_the_prefix() {
     let aws = kit::aws().await;
     let objects = Objects::new(aws.s3());
     let bucket = kit::bucket(&aws).await;
-    let s3 = aws.s3();
     // 1205 keys under meta_j-ABC/ (more than one list page and one delete batch), and a
     // neighbour meta_j-ABCD/ that must survive.
     let mut keys = Vec::new();
@@ -95,25 +94,7 @@ async fn moto_lists_every_page_and_deletes_in_batches_only_under_the_prefix() {
     }
     let neighbour = "hbase/data/hbase/meta_j-ABCD/region-0000".to_owned();
     let all: Vec<String> = keys.iter().cloned().chain([neighbour.clone()]).collect();
-    for chunk in all.chunks(50) {
-        let puts: Vec<_> = chunk
-            .iter()
-            .map(|key| {
-                let (s3, bucket, key) = (s3.clone(), bucket.clone(), key.clone());
-                tokio::spawn(async move {
-                    s3.put_object()
-                        .bucket(bucket)
-                        .key(key)
-                        .body(Vec::new().into())
-                        .send()
-                        .await
-                })
-            })
-            .collect();
-        for put in puts {
-            put.await.expect("task").expect("put");
-        }
-    }
+    kit::put_empty_objects(&aws, &bucket, &all).await;
 
     let listed = objects
         .list(&uri(&bucket, "hbase/data/hbase/meta_j-ABC/"))

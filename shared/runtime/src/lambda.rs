@@ -119,3 +119,38 @@ where
     }))
     .await
 }
+
+/// A service's whole `main` after logging starts: a context that could not be built (a
+/// missing variable, say) is logged and fails the process; otherwise the handler runs
+/// under Lambda until the runtime stops it.
+pub async fn serve<C, F, E>(
+    service: &'static str,
+    ctx: Result<C, E>,
+    handler: F,
+) -> std::process::ExitCode
+where
+    C: Send + Sync + 'static,
+    F: for<'a> Fn(Message, &'a C) -> HandlerFuture<'a> + Send + Sync + 'static,
+    E: std::fmt::Display,
+{
+    let ctx = match ctx {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            tracing::error!(service, error = %e, "cannot start");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match run_lambda(
+        ctx,
+        handler,
+        Telemetry::new(service, crate::MetricsSink::Stdout),
+    )
+    .await
+    {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(service, error = %e, "stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -21,7 +21,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use batch::{Disposition, retry_delay};
-pub use lambda::{Visibility, batch_response, run_lambda};
+pub use lambda::{Visibility, batch_response, run_lambda, serve};
 pub use poller::Poller;
 pub use telemetry::{MetricsSink, Telemetry, init_logging, init_logging_at};
 

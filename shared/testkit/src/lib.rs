@@ -264,3 +264,48 @@ pub async fn topic_with_queue(aws: &Aws) -> (String, String) {
         .expect("subscribe");
     (topic, url)
 }
+
+/// Receives and deletes everything on a queue; returns the bodies in arrival order. Two
+/// empty long polls in a row mean empty (SQS may return nothing once while messages exist).
+pub async fn drain(queues: &intraday_aws::Queues, url: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    let mut empty = 0;
+    while empty < 2 {
+        let got = queues
+            .receive(url, 10, Duration::from_millis(500), None)
+            .await
+            .expect("receive");
+        if got.is_empty() {
+            empty += 1;
+        }
+        for m in got {
+            queues.delete(url, &m.receipt_handle).await.expect("delete");
+            bodies.push(m.body);
+        }
+    }
+    bodies
+}
+
+/// Puts empty objects at `keys`, 64 at a time.
+pub async fn put_empty_objects(aws: &Aws, bucket: &str, keys: &[String]) {
+    let s3 = aws.s3();
+    for chunk in keys.chunks(64) {
+        let puts: Vec<_> = chunk
+            .iter()
+            .map(|key| {
+                let (s3, bucket, key) = (s3.clone(), bucket.to_owned(), key.clone());
+                tokio::spawn(async move {
+                    s3.put_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .body(Vec::new().into())
+                        .send()
+                        .await
+                })
+            })
+            .collect();
+        for put in puts {
+            put.await.expect("task").expect("put");
+        }
+    }
+}
