@@ -177,16 +177,7 @@ pub async fn queue_with_dlq(aws: &Aws, max_receive_count: u32) -> (String, Strin
         .queue_url()
         .unwrap_or_default()
         .to_owned();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("dlq attributes")
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("dlq arn");
+    let dlq_arn = queue_arn(aws, &dlq_url).await;
     let redrive =
         format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receive_count}"}}"#);
     let url = sqs
@@ -221,7 +212,6 @@ pub async fn bucket(aws: &Aws) -> String {
 
 /// A topic with a queue subscribed to it (raw delivery); returns (topic ARN, queue URL).
 pub async fn topic_with_queue(aws: &Aws) -> (String, String) {
-    use aws_sdk_sqs::types::QueueAttributeName;
     let name = unique("alerts");
     let topic = aws
         .sns()
@@ -243,16 +233,7 @@ pub async fn topic_with_queue(aws: &Aws) -> (String, String) {
         .queue_url()
         .unwrap_or_default()
         .to_owned();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue attributes")
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("queue arn");
+    let arn = queue_arn(aws, &url).await;
     aws.sns()
         .subscribe()
         .topic_arn(&topic)
@@ -308,4 +289,15 @@ pub async fn put_empty_objects(aws: &Aws, bucket: &str, keys: &[String]) {
             put.await.expect("task").expect("put");
         }
     }
+}
+
+/// A queue's ARN, by its URL.
+pub async fn queue_arn(aws: &Aws, url: &str) -> String {
+    intraday_aws::Queues::new(aws.sqs())
+        .attributes(url)
+        .await
+        .expect("queue attributes")
+        .get("QueueArn")
+        .cloned()
+        .expect("queue arn")
 }
