@@ -39,6 +39,13 @@ pub enum EventError {
         supported: u32,
     },
 
+    #[error("the {service} handles {handles}, not {got}; send it to its own queue")]
+    Unexpected {
+        service: &'static str,
+        handles: &'static str,
+        got: String,
+    },
+
     #[error("{kind} is not valid at `{path}`: {reason}")]
     Invalid {
         kind: String,

@@ -126,6 +126,33 @@ pub enum Inbound {
 }
 
 impl Inbound {
+    /// Our message, when it is one.
+    pub fn message(&self) -> Option<&Message> {
+        match self {
+            Inbound::Message(m) => Some(m),
+            Inbound::Aws(_) => None,
+        }
+    }
+
+    /// What arrived, as a refusal names it: our message's type, or the AWS event's
+    /// detail-type.
+    pub fn describe(&self) -> String {
+        match self {
+            Inbound::Message(m) => m.kind().to_owned(),
+            Inbound::Aws(event) => format!("the AWS event `{}`", event.detail_type),
+        }
+    }
+
+    /// The error a service gives for what it does not handle; the message is left for its
+    /// dead-letter queue.
+    pub fn refuse(&self, service: &'static str, handles: &'static str) -> EventError {
+        EventError::Unexpected {
+            service,
+            handles,
+            got: self.describe(),
+        }
+    }
+
     /// Reads a queue body: an EventBridge event (it has `detail-type`) or one of our
     /// messages (it has `type`).
     pub fn parse(body: &str) -> Result<Self, EventError> {

@@ -53,24 +53,11 @@ pub fn handler(message: Message, ctx: &Ctx) -> HandlerFuture<'_> {
 }
 
 pub async fn handle(message: Message, ctx: &Ctx) -> Result<(), HandlerError> {
-    let launch = match Inbound::parse(&message.body)? {
-        Inbound::Message(m) => match *m {
-            Event::LaunchRequested(launch) => launch,
-            other => {
-                return Err(HandlerError::Permanent(format!(
-                    "the launcher handles LaunchRequested, not {}; send it to its own queue",
-                    other.kind()
-                )));
-            }
-        },
-        Inbound::Aws(event) => {
-            return Err(HandlerError::Permanent(format!(
-                "the launcher handles LaunchRequested, not the AWS event `{}`",
-                event.detail_type
-            )));
-        }
+    let inbound = Inbound::parse(&message.body)?;
+    let Some(Event::LaunchRequested(launch)) = inbound.message() else {
+        return Err(inbound.refuse("launcher", "LaunchRequested").into());
     };
-    let outcome = launch_once(&launch, ctx).await?;
+    let outcome = launch_once(launch, ctx).await?;
     tracing::info!(outcome = ?outcome, "launch settled");
     Ok(())
 }

@@ -4,9 +4,6 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum MonitorError {
-    #[error("the monitor handles EMR cluster and step events and its sweep schedule, not {0}")]
-    WrongMessage(String),
-
     #[error("run `{run}` cannot be completed: {reason}")]
     Run { run: String, reason: String },
 

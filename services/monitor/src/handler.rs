@@ -57,7 +57,14 @@ pub fn handler(message: Message, ctx: &Ctx) -> HandlerFuture<'_> {
 pub async fn handle(message: Message, ctx: &Ctx) -> Result<(), HandlerError> {
     let event = match Inbound::parse(&message.body)? {
         Inbound::Aws(event) => event,
-        Inbound::Message(m) => return Err(MonitorError::WrongMessage(m.kind().to_owned()).into()),
+        other => {
+            return Err(other
+                .refuse(
+                    "monitor",
+                    "EMR cluster and step events and its sweep schedule",
+                )
+                .into());
+        }
     };
     let at = event.time_ms();
     match &event.detail {

@@ -32,9 +32,6 @@ pub enum ReapError {
         example: String,
     },
 
-    #[error("the reaper handles EMR Cluster State Change events, not {0}")]
-    WrongMessage(String),
-
     #[error(transparent)]
     Env(#[from] intraday_runtime::env::EnvError),
 

@@ -22,18 +22,21 @@ pub fn handler(message: Message, ctx: &Ctx) -> HandlerFuture<'_> {
 }
 
 pub async fn handle(message: Message, ctx: &Ctx) -> Result<(), HandlerError> {
-    let change = match Inbound::parse(&message.body)? {
-        Inbound::Aws(event) => match event.detail {
+    let inbound = Inbound::parse(&message.body)?;
+    let change = match &inbound {
+        Inbound::Aws(event) => match &event.detail {
             AwsEventDetail::ClusterStateChange(change) => change,
             _ => {
-                return Err(ReapError::WrongMessage(format!(
-                    "the AWS event `{}`",
-                    event.detail_type
-                ))
-                .into());
+                return Err(inbound
+                    .refuse("reaper", "EMR Cluster State Change events")
+                    .into());
             }
         },
-        Inbound::Message(m) => return Err(ReapError::WrongMessage(m.kind().to_owned()).into()),
+        Inbound::Message(_) => {
+            return Err(inbound
+                .refuse("reaper", "EMR Cluster State Change events")
+                .into());
+        }
     };
     if !change.state.is_terminated() {
         tracing::debug!(cluster = %change.cluster_id, state = %change.state, "not a termination; nothing to reap");

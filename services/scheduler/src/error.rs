@@ -17,9 +17,6 @@ pub enum ScheduleError {
     #[error("{0}")]
     Domain(#[from] CoreError),
 
-    #[error("the scheduler handles RunRequested and scheduled events, not {0}")]
-    WrongMessage(String),
-
     #[error(
         "a run of this run's collections took a lock between the check and the write; trying again"
     )]

@@ -57,20 +57,16 @@ pub fn handler(message: Message, ctx: &Ctx) -> HandlerFuture<'_> {
 }
 
 pub async fn handle(message: Message, ctx: &Ctx) -> Result<(), HandlerError> {
-    let request = match Inbound::parse(&message.body)? {
-        Inbound::Message(m) => match *m {
-            Event::RunRequested(request) => request,
-            other => return Err(ScheduleError::WrongMessage(other.kind().to_owned()).into()),
+    const HANDLES: &str = "RunRequested and scheduled events";
+    let inbound = Inbound::parse(&message.body)?;
+    let request = match &inbound {
+        Inbound::Message(m) => match &**m {
+            Event::RunRequested(request) => request.clone(),
+            _ => return Err(inbound.refuse("scheduler", HANDLES).into()),
         },
         Inbound::Aws(event) => match event.detail {
             AwsEventDetail::Scheduled => from_schedule(event.time_ms(), now_ms())?,
-            _ => {
-                return Err(ScheduleError::WrongMessage(format!(
-                    "the AWS event `{}`",
-                    event.detail_type
-                ))
-                .into());
-            }
+            _ => return Err(inbound.refuse("scheduler", HANDLES).into()),
         },
     };
     let outcome = schedule(&request, ctx).await?;

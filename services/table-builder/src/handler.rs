@@ -50,24 +50,13 @@ pub fn handler(message: Message, ctx: &Ctx) -> HandlerFuture<'_> {
 }
 
 pub async fn handle(message: Message, ctx: &Ctx) -> Result<(), HandlerError> {
-    let event = match Inbound::parse(&message.body)? {
-        Inbound::Message(m) => match *m {
-            Event::ExtractionCompleted(event) => event,
-            other => {
-                return Err(HandlerError::Permanent(format!(
-                    "the table builder handles ExtractionCompleted, not {}; send it to its own queue",
-                    other.kind()
-                )));
-            }
-        },
-        Inbound::Aws(event) => {
-            return Err(HandlerError::Permanent(format!(
-                "the table builder handles ExtractionCompleted, not the AWS event `{}`",
-                event.detail_type
-            )));
-        }
+    let inbound = Inbound::parse(&message.body)?;
+    let Some(Event::ExtractionCompleted(event)) = inbound.message() else {
+        return Err(inbound
+            .refuse("table builder", "ExtractionCompleted")
+            .into());
     };
-    let outcome = complete(&event, ctx).await?;
+    let outcome = complete(event, ctx).await?;
     tracing::info!(
         correlation_id = %event.correlation_id,
         outcome = ?outcome,
