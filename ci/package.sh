@@ -1,45 +1,113 @@
 #!/usr/bin/env bash
-# Builds each service as a Lambda zip (a `bootstrap` binary for provided.al2023) and the
-# extractor for EMR, into dist/, and checks that no binary needs a glibc newer than 2.34
-# (Amazon Linux 2023). Upload the zips to the stack's CodeBucket under CodeKeyPrefix.
+# Builds what a deploy ships, into dist/, and checks each file against where it runs:
 #
-# It builds for this machine's architecture; deploy with LambdaArchitecture matching it
-# (x86_64 here unless built on an arm64 host).
+#   dist/lambda/<service>.zip   a `bootstrap` for Lambda's provided.al2023 runtime
+#   dist/emr/intraday-extractor the EMR step, for the OS of infra/emr/cluster.json's release
+#   dist/emr/intraday-extractor.sha256, dist/emr/bootstrap.sh (the cluster's bootstrap action)
+#   dist/bin/intradayctl        the operator's CLI
+#   dist/SHA256SUMS
+#
+#   ci/package.sh [--arch x86_64|arm64] [--profile release|package-check]
+#
+# Binaries are linked with cargo-zigbuild against the glibc of the OS they run on, and then
+# checked: ELF machine = the deployed architecture, newest GLIBC symbol version <= that OS's
+# glibc. Deploy with the stack's LambdaArchitecture equal to --arch (x86_64 by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MAX_GLIBC="2.34"
-command -v zip >/dev/null || { echo "package: zip is missing (Debian: apt-get install zip)" >&2; exit 1; }
-command -v objdump >/dev/null || { echo "package: objdump is missing (Debian: apt-get install binutils)" >&2; exit 1; }
 
-cargo build --release --locked \
-  -p intraday-scheduler -p intraday-launcher -p intraday-monitor \
-  -p intraday-table-builder -p intraday-reaper -p intraday-extractor -p intradayctl
-target="${CARGO_TARGET_DIR:-target}/release"
-rm -rf dist && mkdir -p dist
+arch="x86_64" profile="release"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --arch) arch="${2:-}"; shift 2 || { echo "package: --arch needs x86_64 or arm64" >&2; exit 2; } ;;
+    --profile) profile="${2:-}"; shift 2 || { echo "package: --profile needs a cargo profile" >&2; exit 2; } ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "package: unknown argument \`$1\`; see ci/package.sh --help" >&2; exit 2 ;;
+  esac
+done
+
+# Lambda's architectures and their ELF machines:
+# https://docs.aws.amazon.com/lambda/latest/dg/foundation-arch.html
+case "$arch" in
+  x86_64) triple="x86_64-unknown-linux-gnu"; elf_machine="Advanced Micro Devices X86-64" ;;
+  arm64) triple="aarch64-unknown-linux-gnu"; elf_machine="AArch64" ;;
+  *) echo "package: --arch \`$arch\` is not x86_64 or arm64 (the stack's LambdaArchitecture values)" >&2; exit 2 ;;
+esac
+command -v cargo >/dev/null || { echo "package: cargo is missing; install Rust from https://rustup.rs" >&2; exit 1; }
+if [ ! -d "$(rustc --print sysroot)/lib/rustlib/$triple/lib" ]; then
+  echo "package: cannot build for $arch: the Rust standard library for $triple is not installed here" >&2
+  echo "         (rustup target add $triple, where rustup can download it). This machine builds" >&2
+  echo "         $(rustc -vV | sed -n 's/^host: //p') only: package with --arch x86_64 and deploy with LambdaArchitecture=x86_64." >&2
+  exit 1
+fi
+for tool in zip readelf objdump sha256sum python3; do
+  command -v "$tool" >/dev/null || { echo "package: $tool is missing (Debian: apt-get install zip binutils coreutils python3)" >&2; exit 1; }
+done
+
+# provided.al2023 is Amazon Linux 2023, whose glibc is 2.34:
+# https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html
+# https://docs.aws.amazon.com/linux/al2023/ug/glibc-gcc-and-binutils.html
+lambda_glibc="2.34"
+# EMR 7.x runs on Amazon Linux 2023 (glibc 2.34), 5.x and 6.x on Amazon Linux 2 (glibc 2.26):
+# https://docs.aws.amazon.com/emr/latest/ManagementGuide/emr-default-ami.html
+release=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["release_label"])' infra/emr/cluster.json)
+case "$release" in
+  emr-7.*) emr_os="Amazon Linux 2023"; emr_glibc="2.34" ;;
+  emr-6.*|emr-5.*) emr_os="Amazon Linux 2"; emr_glibc="2.26" ;;
+  *) echo "package: infra/emr/cluster.json names $release; only emr-5.x to emr-7.x are known here (their OS decides the glibc the extractor may need)" >&2; exit 1 ;;
+esac
+
+source ci/tools.sh
+intraday_packaging_tools
+target_dir="${CARGO_TARGET_DIR:-target}/$triple/$([ "$profile" = dev ] && echo debug || echo "$profile")"
+
+# One build per glibc: the Lambdas and the CLI for AL2023, the extractor for its release's OS.
+build() {
+  local glibc="$1"; shift
+  echo "package: building $* for $triple with glibc $glibc ($profile profile)" >&2
+  cargo zigbuild --locked --profile "$profile" --target "$triple.$glibc" "$@"
+}
+build "$lambda_glibc" -p intraday-scheduler -p intraday-launcher -p intraday-monitor \
+  -p intraday-table-builder -p intraday-reaper -p intradayctl
+lambda_out="$target_dir"
+build "$emr_glibc" -p intraday-extractor
 
 newest_glibc() {
-  objdump -T "$1" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n 1
+  objdump -T "$1" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n 1
 }
 
+# check BINARY MAX_GLIBC WHERE: refuses a binary its target could not load.
 check() {
-  local binary="$1" needs
-  needs=$(newest_glibc "$binary")
-  if [ -n "$needs" ] && [ "$(printf '%s\n%s\n' "$needs" "$MAX_GLIBC" | sort -V | tail -n 1)" != "$MAX_GLIBC" ]; then
-    echo "package: $binary needs glibc $needs; Amazon Linux 2023 has $MAX_GLIBC. Build on an older distribution or with cargo-zigbuild." >&2
+  local binary="$1" max="$2" where="$3" machine needs
+  machine=$(readelf -h "$binary" | sed -n 's/^ *Machine: *//p')
+  if [ "$machine" != "$elf_machine" ]; then
+    echo "package: $binary is built for \`$machine\`, not $arch ($elf_machine); $where would refuse to run it" >&2
     exit 1
   fi
-  echo "package: $(basename "$binary") needs glibc ${needs:-none} (<= $MAX_GLIBC)" >&2
+  needs=$(newest_glibc "$binary")
+  if [ -n "$needs" ] && [ "$(printf '%s\n%s\n' "$needs" "$max" | sort -V | tail -n 1)" != "$max" ]; then
+    echo "package: $binary needs glibc $needs; $where has $max, so it could not load there" >&2
+    exit 1
+  fi
+  echo "package: $(basename "$binary"): $arch, needs glibc ${needs:-none} (<= $max on $where)" >&2
 }
 
+rm -rf dist && mkdir -p dist/lambda dist/emr dist/bin
 for service in scheduler launcher monitor table-builder reaper; do
-  check "$target/$service"
+  check "$lambda_out/$service" "$lambda_glibc" "Lambda provided.al2023"
   work=$(mktemp -d)
-  cp "$target/$service" "$work/bootstrap"
-  (cd "$work" && zip -q -9 "$OLDPWD/dist/$service.zip" bootstrap)
+  install -m 0755 "$lambda_out/$service" "$work/bootstrap"
+  # -X: no extra file attributes, so the same binary gives the same zip.
+  (cd "$work" && zip -q -X -9 "$OLDPWD/dist/lambda/$service.zip" bootstrap)
   rm -rf "$work"
 done
-for binary in intraday-extractor intradayctl; do
-  check "$target/$binary"
-  cp "$target/$binary" dist/
-done
-ls -l dist >&2
+check "$target_dir/intraday-extractor" "$emr_glibc" "$release ($emr_os)"
+install -m 0755 "$target_dir/intraday-extractor" dist/emr/intraday-extractor
+install -m 0755 infra/emr/bootstrap.sh dist/emr/bootstrap.sh
+check "$lambda_out/intradayctl" "$lambda_glibc" "Amazon Linux 2023 and newer"
+install -m 0755 "$lambda_out/intradayctl" dist/bin/intradayctl
+
+(cd dist/emr && sha256sum intraday-extractor >intraday-extractor.sha256)
+(cd dist && find . -type f ! -name SHA256SUMS | sort | xargs sha256sum >SHA256SUMS)
+echo "package: dist/ for $arch, Lambda zips for provided.al2023, the extractor for $release:" >&2
+ls -l dist/lambda dist/emr dist/bin >&2
+echo "package: extractor SHA-256 (the EMR parameters' extractor_sha256): $(cut -d' ' -f1 dist/emr/intraday-extractor.sha256)" >&2

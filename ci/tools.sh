@@ -30,3 +30,23 @@ if ! intraday_tools_ready; then
   }
 fi
 export PATH="$INTRADAY_TOOLS_DIR/bin:$PATH"
+
+# Packaging tools, installed only by ci/package.sh: cargo-zigbuild links against the glibc
+# version we name (the deployed OS's), with zig as the linker.
+CARGO_ZIGBUILD_VERSION="0.24.1"
+ZIGLANG_VERSION="0.15.2"
+
+intraday_packaging_tools() {
+  if ! "$INTRADAY_TOOLS_DIR/bin/python" - "$CARGO_ZIGBUILD_VERSION" "$ZIGLANG_VERSION" <<'PY' 2>/dev/null; then
+import sys
+from importlib.metadata import version
+sys.exit(0 if version("cargo-zigbuild") == sys.argv[1] and version("ziglang") == sys.argv[2] else 1)
+PY
+    echo "ci: installing cargo-zigbuild==$CARGO_ZIGBUILD_VERSION and ziglang==$ZIGLANG_VERSION into $INTRADAY_TOOLS_DIR" >&2
+    "$INTRADAY_TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check \
+      "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION" "ziglang==$ZIGLANG_VERSION" || {
+      echo "ci: pip could not install the packaging tools; check access to PyPI" >&2
+      exit 1
+    }
+  fi
+}

@@ -151,12 +151,23 @@ pub enum LocalCommand {
     /// Deploy the template to moto server, run every service and an EMR stand-in, and take
     /// two runs end to end; exit status non-zero if anything did not complete.
     #[command(
-        after_help = "Example:\n  intradayctl local demo\n  intradayctl local demo --endpoint-url http://127.0.0.1:5000"
+        after_help = "Examples:\n  intradayctl local demo\n  intradayctl local demo --endpoint-url http://127.0.0.1:5000\n  # the files a deploy ships, before uploading them (ci/package.sh writes dist/):\n  intradayctl local demo --lambda-dir dist/lambda --extractor dist/emr/intraday-extractor"
     )]
     Demo {
         /// Give up on a run after this many seconds.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// Run the packaged Lambda zips in this directory (`<service>.zip`, as ci/package.sh
+        /// writes them) as Lambda runs them, instead of the handlers built into intradayctl.
+        /// The stack is deployed with its functions, and each `bootstrap` gets the environment
+        /// the template gave its function. One malformed message per queue checks that a bad
+        /// message comes back as a batch item failure and reaches its dead-letter queue.
+        #[arg(long, value_name = "DIR")]
+        lambda_dir: Option<PathBuf>,
+        /// The extractor binary the EMR stand-in runs as the step [default: the one beside
+        /// intradayctl].
+        #[arg(long, value_name = "PATH")]
+        extractor: Option<PathBuf>,
     },
 }
 

@@ -30,10 +30,17 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
         endpoint_url: cli.endpoint_url.clone(),
         static_credentials: None,
     };
-    if let Command::Local(LocalCommand::Demo { timeout }) = &cli.command {
+    if let Command::Local(LocalCommand::Demo {
+        timeout,
+        lambda_dir,
+        extractor,
+    }) = &cli.command
+    {
         return local::demo(local::DemoOptions {
             endpoint_url: cli.endpoint_url.clone(),
             timeout: std::time::Duration::from_secs(*timeout),
+            lambda_dir: lambda_dir.clone(),
+            extractor: extractor.clone(),
         })
         .await;
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use intraday_aws::emr::{
-    BootstrapSpec, ClusterRequest, ConfigurationSpec, InstanceGroup, StepSpec,
+    BootstrapSpec, ClusterRequest, ConfigurationSpec, InstanceGroup, SecurityGroups, StepSpec,
 };
 use intraday_core::S3Uri;
 use intraday_events::LaunchRequested;
@@ -18,9 +18,21 @@ pub const DEFAULT_TEMPLATE: &str = include_str!("../../../infra/emr/cluster.json
 
 pub use intraday_aws::emr::{TAG_CORRELATION_ID, TAG_MANAGED_BY};
 pub const STEP_NAME: &str = "intraday-extract";
+pub const BOOTSTRAP_NAME: &str = "intraday-node-setup";
 /// EMR's limit on the total length of a step's `HadoopJarStep` strings.
 pub const MAX_STEP_CHARS: usize = 10_240;
-const MAX_CORE_INSTANCES: i32 = 50;
+/// EMR's default quota of active instances per instance group (Service Quotas L-77B909B1,
+/// adjustable): the ceiling for the core group. The original ran 175 core nodes.
+/// <https://docs.aws.amazon.com/emr/latest/ManagementGuide/emr-service-limits-what-are.html>
+pub const MAX_CORE_INSTANCES: i32 = 2000;
+/// Where the bootstrap action writes the data key service's client certificate, key and CA
+/// (readable by the step's user only), and so where the step's arguments point.
+pub const DKS_TLS_DIR: &str = "/etc/intraday/dks";
+pub const DKS_CERT_FILE: &str = "client.crt";
+pub const DKS_KEY_FILE: &str = "client.key";
+pub const DKS_CA_FILE: &str = "ca.crt";
+/// Extractor flags the launcher derives from `dks_url`; `extractor_args` may not set them.
+const DERIVED_FLAGS: [&str; 4] = ["--dks-url", "--dks-cert", "--dks-key", "--dks-ca"];
 
 /// What an environment may set. Every key is a field of the template; anything else in a
 /// parameters file is refused, naming it.
@@ -35,18 +47,36 @@ pub struct ClusterTemplate {
     pub core_instance_type: String,
     pub core_instance_count: i32,
     pub subnet_id: Option<String>,
+    /// EMR-managed, service-access and additional security groups.
+    #[serde(default)]
+    pub security_groups: SecurityGroups,
+    /// A custom AMI (`ami-…`) built from the release's Amazon Linux.
+    #[serde(default)]
+    pub custom_ami_id: Option<String>,
     pub security_configuration: Option<String>,
     pub service_role: Option<String>,
     pub job_flow_role: Option<String>,
     /// The primary's HBase root, which the replica reads.
     pub hbase_root: String,
-    /// Where the bootstrap action copies the extractor binary from (`s3://`); with
-    /// `bootstrap_script`, installs it on every node.
+    /// Where the bootstrap action copies the extractor binary from (`s3://`); set together
+    /// with `extractor_sha256`, which every node checks before installing it.
     pub extractor_install_from: Option<String>,
+    #[serde(default)]
+    pub extractor_sha256: Option<String>,
+    /// `infra/emr/bootstrap.sh` as uploaded (`s3://`): installs the extractor and the data
+    /// key service's TLS material on every node.
     #[serde(default)]
     pub bootstrap_script: Option<String>,
     pub extractor_path: String,
-    /// Extra arguments for every extraction (the DKS or KMS settings).
+    /// The data key service (`https://host[:port]`); the step is given its URL and the
+    /// client certificate, key and CA the bootstrap action wrote under [`DKS_TLS_DIR`].
+    #[serde(default)]
+    pub dks_url: Option<String>,
+    /// Secrets Manager secret (name or ARN) holding the DKS client's TLS material as JSON:
+    /// `{"certificate": PEM, "private_key": PEM, "ca": PEM}`.
+    #[serde(default)]
+    pub dks_tls_secret: Option<String>,
+    /// Extra arguments for every extraction (`--kms`, `--dks-max-attempts N`, …).
     pub extractor_args: Vec<String>,
     pub tags: BTreeMap<String, String>,
 }
@@ -156,16 +186,56 @@ impl ClusterTemplate {
                 ),
             ));
         }
-        if let Some(subnet) = &self.subnet_id {
-            let ok = subnet.strip_prefix("subnet-").is_some_and(|id| {
-                (8..=17).contains(&id.len()) && id.chars().all(|c| c.is_ascii_hexdigit())
-            });
-            if !ok {
-                return Err(bad(
-                    "subnet_id",
-                    format!("`{subnet}` is not a subnet id like subnet-0abc1234"),
-                ));
+        let ec2_id = |key: &str, kind: &str, value: &str| {
+            let ok = value
+                .strip_prefix(kind)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|id| {
+                    (8..=17).contains(&id.len())
+                        && id
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+                });
+            if ok {
+                Ok(())
+            } else {
+                Err(bad(
+                    key,
+                    format!("`{value}` is not an id like {kind}-0abc1234"),
+                ))
             }
+        };
+        if let Some(subnet) = &self.subnet_id {
+            ec2_id("subnet_id", "subnet", subnet)?;
+        }
+        if let Some(ami) = &self.custom_ami_id {
+            ec2_id("custom_ami_id", "ami", ami)?;
+        }
+        let groups = &self.security_groups;
+        for group in [&groups.primary, &groups.core, &groups.service_access]
+            .into_iter()
+            .flatten()
+            .chain(&groups.additional)
+        {
+            ec2_id("security_groups", "sg", group)?;
+        }
+        // EMR takes the managed primary and core groups together, and at most four
+        // additional groups per node type.
+        // <https://docs.aws.amazon.com/emr/latest/ManagementGuide/emr-sg-specify.html>
+        if groups.primary.is_some() != groups.core.is_some() {
+            return Err(bad(
+                "security_groups",
+                "set `primary` and `core` together: EMR takes its managed groups as a pair".into(),
+            ));
+        }
+        if groups.additional.len() > 4 {
+            return Err(bad(
+                "security_groups",
+                format!(
+                    "{} additional groups; EMR allows at most 4",
+                    groups.additional.len()
+                ),
+            ));
         }
         for (key, value) in [
             ("log_uri", self.log_uri.as_deref()),
@@ -180,6 +250,7 @@ impl ClusterTemplate {
                 S3Uri::parse(uri).map_err(|e| bad(key, e.to_string()))?;
             }
         }
+        self.validate_node_setup(source_name)?;
         if !self.extractor_path.starts_with('/')
             || self.extractor_path.contains(char::is_whitespace)
         {
@@ -204,6 +275,103 @@ impl ClusterTemplate {
                     format!("tag `{k}`: keys take 1 to 128 characters, values up to 256"),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// The extractor install and the DKS material are all-or-nothing: a half-set install
+    /// would start a cluster whose step cannot run, so it is refused naming the missing key.
+    fn validate_node_setup(&self, source_name: &str) -> Result<(), LaunchError> {
+        let bad = |key: &str, reason: String| LaunchError::InvalidSetting {
+            key: key.to_owned(),
+            source_name: source_name.to_owned(),
+            reason,
+        };
+        match (&self.extractor_install_from, &self.extractor_sha256) {
+            (Some(_), None) => {
+                return Err(bad(
+                    "extractor_sha256",
+                    "missing: `extractor_install_from` is set, and every node checks the binary's SHA-256 before installing it (ci/package.sh writes it to dist/SHA256SUMS)".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "extractor_install_from",
+                    "missing: `extractor_sha256` is set but not where to install the extractor from".into(),
+                ));
+            }
+            (Some(_), Some(sum)) => {
+                if sum.len() != 64 || !sum.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+                    return Err(bad(
+                        "extractor_sha256",
+                        format!("`{sum}` is not a SHA-256 in lower-case hex (64 characters)"),
+                    ));
+                }
+                if sum.bytes().all(|b| b == b'0') {
+                    return Err(bad(
+                        "extractor_sha256",
+                        "is all zeros, the placeholder of infra/emr/params/production.json; set the extractor's SHA-256 from dist/emr/intraday-extractor.sha256 (ci/package.sh writes it)".into(),
+                    ));
+                }
+            }
+            (None, None) => {}
+        }
+        if self.bootstrap_script.is_none() {
+            for (key, set) in [
+                ("extractor_install_from", self.extractor_install_from.is_some()),
+                ("dks_tls_secret", self.dks_tls_secret.is_some()),
+            ] {
+                if set {
+                    return Err(bad(
+                        "bootstrap_script",
+                        format!("missing: `{key}` needs the bootstrap action that puts it on every node (upload infra/emr/bootstrap.sh and give its s3:// location)"),
+                    ));
+                }
+            }
+        }
+        if let Some(url) = &self.dks_url {
+            let host = url.strip_prefix("https://").unwrap_or_default();
+            if host.is_empty() || url.contains(char::is_whitespace) {
+                return Err(bad(
+                    "dks_url",
+                    format!("`{url}` is not an https:// URL"),
+                ));
+            }
+            if self.dks_tls_secret.is_none() {
+                return Err(bad(
+                    "dks_tls_secret",
+                    "missing: the data key service takes mutual TLS; name the secret holding the client certificate, key and CA".into(),
+                ));
+            }
+        } else if self.dks_tls_secret.is_some() {
+            return Err(bad(
+                "dks_url",
+                "missing: `dks_tls_secret` is set but not the data key service's URL".into(),
+            ));
+        }
+        if let Some(secret) = &self.dks_tls_secret
+            && (secret.is_empty() || secret.len() > 2048 || secret.contains(char::is_whitespace))
+        {
+            return Err(bad(
+                "dks_tls_secret",
+                "use a secret's name or ARN, without spaces".into(),
+            ));
+        }
+        if let Some(flag) = self
+            .extractor_args
+            .iter()
+            .find(|a| DERIVED_FLAGS.contains(&a.as_str()))
+        {
+            return Err(bad(
+                "extractor_args",
+                format!("`{flag}` comes from `dks_url` and `dks_tls_secret`; set those instead"),
+            ));
+        }
+        if self.dks_url.is_some() && self.extractor_args.iter().any(|a| a == "--kms") {
+            return Err(bad(
+                "extractor_args",
+                "`--kms` and `dks_url` both name the data keys' source; keep one".into(),
+            ));
         }
         Ok(())
     }
@@ -236,6 +404,18 @@ impl ClusterTemplate {
                 args.push(c.collection.name());
             }
         }
+        if let Some(url) = &self.dks_url {
+            args.extend([
+                "--dks-url".to_owned(),
+                url.clone(),
+                "--dks-cert".to_owned(),
+                format!("{DKS_TLS_DIR}/{DKS_CERT_FILE}"),
+                "--dks-key".to_owned(),
+                format!("{DKS_TLS_DIR}/{DKS_KEY_FILE}"),
+                "--dks-ca".to_owned(),
+                format!("{DKS_TLS_DIR}/{DKS_CA_FILE}"),
+            ]);
+        }
         args.extend(self.extractor_args.iter().cloned());
         let jar = "command-runner.jar".to_owned();
         let length = jar.len() + args.iter().map(String::len).sum::<usize>();
@@ -265,6 +445,30 @@ impl ClusterTemplate {
         let mut request = self.base_request();
         request.keep_alive = true;
         request
+    }
+
+    /// The arguments of `infra/emr/bootstrap.sh`, which validation made all-or-nothing.
+    fn bootstrap_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let (Some(from), Some(sum)) = (&self.extractor_install_from, &self.extractor_sha256) {
+            args.extend([
+                "--extractor".to_owned(),
+                from.clone(),
+                "--sha256".to_owned(),
+                sum.clone(),
+                "--install-path".to_owned(),
+                self.extractor_path.clone(),
+            ]);
+        }
+        if let Some(secret) = &self.dks_tls_secret {
+            args.extend([
+                "--dks-tls-secret".to_owned(),
+                secret.clone(),
+                "--tls-dir".to_owned(),
+                DKS_TLS_DIR.to_owned(),
+            ]);
+        }
+        args
     }
 
     /// Everything but the steps: the read replica, Glue as the metastore, our tags.
@@ -298,14 +502,15 @@ impl ClusterTemplate {
                 properties: props(&[("hive.metastore.client.factory.class", glue_factory)]),
             },
         ];
-        let bootstrap_actions = match (&self.bootstrap_script, &self.extractor_install_from) {
-            (Some(script), Some(binary)) => vec![BootstrapSpec {
-                name: "install-extractor".into(),
+        let bootstrap_actions = self
+            .bootstrap_script
+            .iter()
+            .map(|script| BootstrapSpec {
+                name: BOOTSTRAP_NAME.into(),
                 path: script.clone(),
-                args: vec![binary.clone(), self.extractor_path.clone()],
-            }],
-            _ => vec![],
-        };
+                args: self.bootstrap_args(),
+            })
+            .collect();
         let mut tags = self.tags.clone();
         tags.insert(TAG_MANAGED_BY.0.into(), TAG_MANAGED_BY.1.into());
         ClusterRequest {
@@ -328,6 +533,8 @@ impl ClusterTemplate {
                 },
             ],
             subnet_id: self.subnet_id.clone(),
+            security_groups: self.security_groups.clone(),
+            custom_ami_id: self.custom_ami_id.clone(),
             keep_alive: false,
             configurations,
             bootstrap_actions,
@@ -344,6 +551,7 @@ impl ClusterTemplate {
 mod tests {
     use super::*;
     use intraday_events::Message;
+    use serde_json::json;
 
     fn launch() -> LaunchRequested {
         let text = include_str!("../../../events/samples/launch-requested.json");
@@ -355,6 +563,11 @@ mod tests {
 
     fn template() -> ClusterTemplate {
         ClusterTemplate::parse(DEFAULT_TEMPLATE, "infra/emr/cluster.json").expect("template")
+    }
+
+    /// production.json ships with a placeholder checksum the deploy replaces (infra/README.md).
+    fn with_real_checksum(text: &str) -> String {
+        text.replace(&"0".repeat(64), &"ab".repeat(32))
     }
 
     #[test]
@@ -370,8 +583,114 @@ mod tests {
             ),
         ] {
             template()
-                .with_overrides(text, name)
+                .with_overrides(&with_real_checksum(text), name)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn production_settings_reach_the_request_and_the_step() {
+        let production = include_str!("../../../infra/emr/params/production.json");
+        let refused = template()
+            .with_overrides(production, "production.json")
+            .expect_err("the placeholder checksum");
+        assert!(refused.to_string().contains("`extractor_sha256`"), "{refused}");
+
+        let t = template()
+            .with_overrides(&with_real_checksum(production), "production.json")
+            .expect("production");
+        let request = t.request(&launch()).expect("request");
+        assert_eq!(request.release_label, "emr-7.12.0");
+        assert_eq!(request.instance_groups[1].count, 175);
+        assert_eq!(request.subnet_id.as_deref(), Some("subnet-0a1b2c3d4e5f60718"));
+        assert_eq!(request.custom_ami_id.as_deref(), Some("ami-0a1b2c3d4e5f60719"));
+        assert_eq!(request.security_groups.service_access.as_deref(), Some("sg-0a1b2c3d4e5f60003"));
+        assert_eq!(request.security_configuration.as_deref(), Some("intraday-emr"));
+        assert!(request.log_uri.is_some());
+        let setup = &request.bootstrap_actions[0];
+        assert_eq!(setup.name, BOOTSTRAP_NAME);
+        assert_eq!(
+            setup.args,
+            [
+                "--extractor",
+                "s3://intraday-artifacts-123456789012-eu-west-2/emr/intraday-extractor",
+                "--sha256",
+                &"ab".repeat(32),
+                "--install-path",
+                "/usr/local/bin/intraday-extractor",
+                "--dks-tls-secret",
+                "/intraday/dks-client-tls",
+                "--tls-dir",
+                "/etc/intraday/dks",
+            ]
+        );
+        let args = &request.steps[0].args;
+        let after = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .map(|i| args[i + 1].as_str())
+        };
+        assert_eq!(after("--dks-url"), Some("https://dks.internal:8443"));
+        assert_eq!(after("--dks-cert"), Some("/etc/intraday/dks/client.crt"));
+        assert_eq!(after("--dks-key"), Some("/etc/intraday/dks/client.key"));
+        assert_eq!(after("--dks-ca"), Some("/etc/intraday/dks/ca.crt"));
+        assert_eq!(after("--dks-max-attempts"), Some("5"));
+    }
+
+    #[test]
+    fn a_half_set_node_setup_is_refused_naming_the_missing_key() {
+        let sum = "ab".repeat(32);
+        let cases = [
+            (
+                json!({"extractor_install_from": "s3://artifacts/x", "bootstrap_script": "s3://artifacts/b.sh"}),
+                "`extractor_sha256` in env.json is not valid: missing",
+            ),
+            (
+                json!({"extractor_sha256": sum, "bootstrap_script": "s3://artifacts/b.sh"}),
+                "`extractor_install_from` in env.json is not valid: missing",
+            ),
+            (
+                json!({"extractor_install_from": "s3://artifacts/x", "extractor_sha256": sum}),
+                "`bootstrap_script` in env.json is not valid: missing",
+            ),
+            (
+                json!({"extractor_install_from": "s3://artifacts/x", "extractor_sha256": "ABC", "bootstrap_script": "s3://artifacts/b.sh"}),
+                "`extractor_sha256` in env.json is not valid: `ABC` is not a SHA-256",
+            ),
+            (
+                json!({"dks_url": "https://dks:8443"}),
+                "`dks_tls_secret` in env.json is not valid: missing",
+            ),
+            (
+                json!({"dks_tls_secret": "s", "bootstrap_script": "s3://artifacts/b.sh"}),
+                "`dks_url` in env.json is not valid: missing",
+            ),
+            (
+                json!({"dks_url": "http://dks:8443", "dks_tls_secret": "s", "bootstrap_script": "s3://artifacts/b.sh"}),
+                "`dks_url` in env.json is not valid: `http://dks:8443` is not an https:// URL",
+            ),
+            (
+                json!({"extractor_args": ["--dks-url", "https://x"]}),
+                "`extractor_args` in env.json is not valid: `--dks-url` comes from `dks_url`",
+            ),
+            (
+                json!({"security_groups": {"primary": "sg-0abc12345"}}),
+                "`security_groups` in env.json is not valid: set `primary` and `core` together",
+            ),
+            (
+                json!({"security_groups": {"additional": ["sg-1", "sg-0abc12345"]}}),
+                "`security_groups` in env.json is not valid: `sg-1` is not an id like sg-0abc1234",
+            ),
+            (
+                json!({"custom_ami_id": "ami-XYZ"}),
+                "`custom_ami_id` in env.json is not valid: `ami-XYZ` is not an id like ami-0abc1234",
+            ),
+        ];
+        for (overrides, want) in cases {
+            let err = template()
+                .with_overrides(&overrides.to_string(), "env.json")
+                .expect_err(&overrides.to_string());
+            assert!(err.to_string().starts_with(want), "{overrides}: {err}");
         }
     }
 
@@ -433,9 +752,9 @@ mod tests {
                 ),
             ),
             (
-                r#"{"core_instance_count": 500}"#,
+                r#"{"core_instance_count": 2500}"#,
                 Err(
-                    "`core_instance_count` in env.json is not valid: 500 is out of range (1 to 50)",
+                    "`core_instance_count` in env.json is not valid: 2500 is out of range (1 to 2000)",
                 ),
             ),
             (
@@ -454,7 +773,7 @@ mod tests {
             ),
             (
                 r#"{"subnet_id": "sg-123"}"#,
-                Err("`subnet_id` in env.json is not valid: `sg-123` is not a subnet id"),
+                Err("`subnet_id` in env.json is not valid: `sg-123` is not an id like subnet-0abc1234"),
             ),
             (
                 r#"{"tags": {"CorrelationId": "x"}}"#,

@@ -13,7 +13,7 @@ use intraday_testkit as kit;
 fn request(tags: &[(&str, &str)]) -> ClusterRequest {
     ClusterRequest {
         name: "intraday-incremental".into(),
-        release_label: "emr-6.15.0".into(),
+        release_label: "emr-7.12.0".into(),
         log_uri: None,
         applications: vec!["HBase".into()],
         instance_groups: vec![InstanceGroup {
@@ -23,6 +23,8 @@ fn request(tags: &[(&str, &str)]) -> ClusterRequest {
             market: None,
         }],
         subnet_id: None,
+        security_groups: Default::default(),
+        custom_ami_id: None,
         keep_alive: true,
         configurations: vec![],
         bootstrap_actions: vec![],

@@ -118,6 +118,11 @@ impl Aws {
         aws_sdk_eventbridge::Client::new(&self.sdk)
     }
 
+    #[cfg(feature = "lambda")]
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::new(&self.sdk)
+    }
+
     #[cfg(feature = "stack")]
     pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
         aws_sdk_cloudformation::Client::new(&self.sdk)

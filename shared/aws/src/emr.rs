@@ -57,6 +57,20 @@ pub struct StepSpec {
     pub action_on_failure: String,
 }
 
+/// The security groups of `JobFlowInstancesConfig`; unset ones are left to EMR.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityGroups {
+    #[serde(default)]
+    pub primary: Option<String>,
+    #[serde(default)]
+    pub core: Option<String>,
+    #[serde(default)]
+    pub service_access: Option<String>,
+    #[serde(default)]
+    pub additional: Vec<String>,
+}
+
 /// Everything `RunJobFlow` needs, as plain data the launcher builds and tests without AWS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterRequest {
@@ -66,6 +80,13 @@ pub struct ClusterRequest {
     pub applications: Vec<String>,
     pub instance_groups: Vec<InstanceGroup>,
     pub subnet_id: Option<String>,
+    /// Security groups: EMR-managed for the primary and core nodes, the service-access group
+    /// (required in a private subnet), and extra groups added to every node.
+    #[serde(default)]
+    pub security_groups: SecurityGroups,
+    /// A custom Amazon Linux AMI for every node, instead of EMR's default for the release.
+    #[serde(default)]
+    pub custom_ami_id: Option<String>,
     pub keep_alive: bool,
     pub configurations: Vec<ConfigurationSpec>,
     pub bootstrap_actions: Vec<BootstrapSpec>,
@@ -147,6 +168,15 @@ impl Emr {
             .keep_job_flow_alive_when_no_steps(request.keep_alive)
             .termination_protected(false)
             .set_ec2_subnet_id(request.subnet_id.clone())
+            .set_emr_managed_master_security_group(request.security_groups.primary.clone())
+            .set_emr_managed_slave_security_group(request.security_groups.core.clone())
+            .set_service_access_security_group(request.security_groups.service_access.clone())
+            .set_additional_master_security_groups(
+                Some(request.security_groups.additional.clone()).filter(|g| !g.is_empty()),
+            )
+            .set_additional_slave_security_groups(
+                Some(request.security_groups.additional.clone()).filter(|g| !g.is_empty()),
+            )
             .build();
         let steps = request
             .steps
@@ -215,6 +245,7 @@ impl Emr {
                     .map(|(k, v)| Tag::builder().key(k).value(v).build())
                     .collect(),
             ))
+            .set_custom_ami_id(request.custom_ami_id.clone())
             .set_security_configuration(request.security_configuration.clone())
             .set_service_role(request.service_role.clone())
             .set_job_flow_role(request.job_flow_role.clone())

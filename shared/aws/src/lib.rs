@@ -21,6 +21,8 @@ pub mod catalog;
 mod config;
 #[cfg(feature = "emr")]
 pub mod emr;
+#[cfg(feature = "lambda")]
+pub mod functions;
 mod error;
 pub mod jobs;
 pub mod locks;
@@ -42,6 +44,8 @@ pub use config::{Aws, AwsSettings, is_loopback};
 #[cfg(feature = "emr")]
 pub use emr::{ClusterInfo, ClusterRequest, ClusterSummary, Emr, StepInfo};
 pub use error::AwsError;
+#[cfg(feature = "lambda")]
+pub use functions::{FunctionInfo, Functions};
 pub use jobs::{Condition, JobStore, Outcome, TxOp, Value};
 pub use objects::{
     DeleteReport, MAX_DELETE_BATCH, MultipartUpload, ObjectSummary, Objects, delete_batches,

@@ -5,6 +5,7 @@
 //! for EMR, and runs two scheduled-like runs end to end.
 
 mod moto;
+mod packaged;
 mod standin;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,6 @@ use intraday_core::{CorrelationId, JobStatus, S3Uri, WaitPolicy};
 use intraday_events::{MESSAGE_VERSION, Manifest, Message, RunRequested, Trigger};
 use intraday_extractor::loopback_dks::LoopbackDks;
 use intraday_extractor::synth::SynthKey;
-use intraday_launcher::cluster::{ClusterTemplate, DEFAULT_TEMPLATE};
 use intraday_runtime::{HandlerFuture, MetricsSink, Poller, Telemetry};
 use serde_json::json;
 use tokio::sync::watch;
@@ -33,6 +33,10 @@ const SECRET: &str = "{'collections_all': {'db.core.claimant': {'db': 'core', 't
 pub struct DemoOptions {
     pub endpoint_url: Option<String>,
     pub timeout: Duration,
+    /// Run the packaged zips in this directory instead of the built-in handlers.
+    pub lambda_dir: Option<PathBuf>,
+    /// The extractor the EMR stand-in runs; by default the one beside intradayctl.
+    pub extractor: Option<PathBuf>,
 }
 
 /// One run's outcome per collection, for the summary.
@@ -72,6 +76,34 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     let hbase_root = S3Uri::parse(&format!("s3://{hbase_bucket}/hbase"))?;
     let template = include_str!("../../../../infra/template.yaml");
     let table = format!("{prefix}-jobs");
+    // The launcher's cluster settings reach it as in AWS: the stack's EmrParams.
+    let emr_params = compact_json(
+        include_str!("../../../../infra/emr/params/local.json"),
+        "infra/emr/params/local.json",
+    )?;
+    let extractor = match &options.extractor {
+        Some(path) if path.is_file() => path.clone(),
+        Some(path) => {
+            return Err(CtlError::Other(format!(
+                "--extractor {}: no such file",
+                path.display()
+            )));
+        }
+        None => extractor_binary()?,
+    };
+    let code_bucket = match &options.lambda_dir {
+        Some(dir) => {
+            let bucket = format!("{prefix}-code");
+            packaged::upload(&aws, &bucket, REGION, dir).await?;
+            say(format!(
+                "uploaded the Lambda zips in {} to s3://{bucket}/{}",
+                dir.display(),
+                packaged::CODE_PREFIX
+            ));
+            bucket
+        }
+        None => String::new(),
+    };
     let deployed = Stacks::new(aws.cloudformation())
         .create(
             &prefix,
@@ -83,7 +115,10 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
                 ("HBaseRootS3Uri", &hbase_root.to_string()),
                 ("EnableSchedules", "false"),
                 ("EnforceTls", "false"),
-                ("CodeBucket", ""),
+                ("CodeBucket", &code_bucket),
+                // Functions are fed by the demo, not by moto's own (Docker-based) invoker.
+                ("ProcessQueues", "false"),
+                ("EmrParams", &emr_params),
             ],
             Duration::from_secs(60),
         )
@@ -137,20 +172,14 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     let alerts = Alerts::new(aws.sns(), out("AlertsTopicArn")?);
     let emr = Emr::new(aws.emr());
     let objects = Objects::new(aws.s3());
-    let launcher_template = ClusterTemplate::parse(DEFAULT_TEMPLATE, "infra/emr/cluster.json")
-        .and_then(|t| {
-            t.with_overrides(
-                include_str!("../../../../infra/emr/params/local.json"),
-                "infra/emr/params/local.json",
-            )
-        })
-        .and_then(|t| {
-            t.with_overrides(
-                &json!({"hbase_root": hbase_root.to_string()}).to_string(),
-                "the demo",
-            )
-        })
-        .map_err(|e| CtlError::Other(e.to_string()))?;
+    // The variables the template gives the launcher's function, read the same way.
+    let launcher_vars = BTreeMap::from([
+        ("INTRADAY_EMR_PARAMS", emr_params.clone()),
+        ("INTRADAY_HBASE_ROOT", hbase_root.to_string()),
+    ]);
+    let launcher_template =
+        intraday_launcher::config::cluster_template(|name| launcher_vars.get(name).cloned())
+            .map_err(|e| CtlError::Other(e.to_string()))?;
 
     let scheduler = intraday_scheduler::Ctx {
         store: store.clone(),
@@ -196,7 +225,6 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     };
 
     let workdir = std::env::temp_dir().join(&prefix);
-    let extractor = extractor_binary()?;
     let standin = standin::StandIn {
         emr: emr.clone(),
         bus: Bus::new(aws.eventbridge()),
@@ -234,40 +262,61 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         t("table-builder"),
         t("reaper"),
     );
+    let shipped = match &options.lambda_dir {
+        Some(dir) => {
+            let out_ref = |name: &str| out(name);
+            let mut p =
+                packaged::Packaged::start(&aws, &prefix, dir, &endpoint, REGION, &out_ref).await?;
+            p.send_malformed().await?;
+            say(format!(
+                "started each packaged bootstrap from {} with its function's environment; one malformed message waits on every queue",
+                dir.display()
+            ));
+            Some(p)
+        }
+        None => None,
+    };
     let services = async {
-        tokio::join!(
-            p_sched.run(
-                &scheduler,
-                &intraday_scheduler::handler,
-                &ts,
-                stopped(stop_rx.clone())
-            ),
-            p_launch.run(
-                &launcher,
-                &intraday_launcher::handler,
-                &tl,
-                stopped(stop_rx.clone())
-            ),
-            p_mon.run(
-                &monitor,
-                &intraday_monitor::handler,
-                &tm,
-                stopped(stop_rx.clone())
-            ),
-            p_tab.run(
-                &tables,
-                &table_builder_handler,
-                &tt,
-                stopped(stop_rx.clone())
-            ),
-            p_reap.run(
-                &reaper,
-                &intraday_reaper::handler,
-                &tr,
-                stopped(stop_rx.clone())
-            ),
-            standin.run(stop_rx.clone()),
-        );
+        match &shipped {
+            Some(p) => {
+                tokio::join!(p.run(stop_rx.clone()), standin.run(stop_rx.clone()));
+            }
+            None => {
+                tokio::join!(
+                    p_sched.run(
+                        &scheduler,
+                        &intraday_scheduler::handler,
+                        &ts,
+                        stopped(stop_rx.clone())
+                    ),
+                    p_launch.run(
+                        &launcher,
+                        &intraday_launcher::handler,
+                        &tl,
+                        stopped(stop_rx.clone())
+                    ),
+                    p_mon.run(
+                        &monitor,
+                        &intraday_monitor::handler,
+                        &tm,
+                        stopped(stop_rx.clone())
+                    ),
+                    p_tab.run(
+                        &tables,
+                        &table_builder_handler,
+                        &tt,
+                        stopped(stop_rx.clone())
+                    ),
+                    p_reap.run(
+                        &reaper,
+                        &intraday_reaper::handler,
+                        &tr,
+                        stopped(stop_rx.clone())
+                    ),
+                    standin.run(stop_rx.clone()),
+                );
+            }
+        }
     };
     say("scheduler, launcher, monitor, table builder and reaper are polling their queues; the EMR stand-in is watching for clusters".into());
 
@@ -280,15 +329,28 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
             rows.extend(summarise(&aws, &objects, &bucket, &run, &settled).await?);
             wait_for_reaper(&objects, &hbase_root, &say).await;
         }
-        Ok::<_, CtlError>(rows)
+        // The malformed messages: each back as a batch item failure, then in its DLQ. The
+        // functions keep polling meanwhile, so the redeliveries happen.
+        let checked = match &shipped {
+            Some(p) => {
+                let checked = p.verify(Duration::from_secs(30)).await?;
+                say(format!(
+                    "each packaged function answered its malformed message as a batch item failure, and SQS moved it to the dead-letter queue ({} queues)",
+                    checked.len()
+                ));
+                checked
+            }
+            None => Vec::new(),
+        };
+        Ok::<_, CtlError>((rows, checked))
     };
     let rows = tokio::select! {
         rows = flow => rows,
         () = services => Err(CtlError::Other("the services stopped early".into())),
     };
-    let _ = stop_tx.send(true);
     let _ = std::fs::remove_dir_all(&workdir);
-    let rows = rows?;
+    let (rows, shipped_report) = rows?;
+    let _ = stop_tx.send(true);
 
     let mut report = Report::new(&[
         "RUN",
@@ -308,7 +370,7 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         .iter()
         .filter(|r| r.status != JobStatus::EmrCompleted)
         .count();
-    report.json = json!({"stack": prefix, "runs": rows.iter().map(|r| json!({
+    report.json = json!({"stack": prefix, "packaged": shipped_report, "runs": rows.iter().map(|r| json!({
         "run": r.run, "collection": r.collection, "status": r.status, "window": r.window,
         "records": r.records, "files": r.files, "table": r.table, "view": r.view})).collect::<Vec<_>>()});
     for r in rows {
@@ -520,4 +582,11 @@ async fn wait_for_reaper(objects: &Objects, root: &S3Uri, say: &impl Fn(String))
         }
     }
     say("  replica metadata is still there after 20 s; see the reaper's dead-letter queue".into());
+}
+
+/// A JSON object file as one line, for a stack parameter.
+fn compact_json(text: &str, source: &str) -> Result<String, CtlError> {
+    serde_json::from_str::<serde_json::Value>(text)
+        .map(|v| v.to_string())
+        .map_err(|e| CtlError::Other(format!("{source} is not JSON: {e}")))
 }
