@@ -6,25 +6,29 @@
 
 MOTO_VERSION="5.2.5"
 CFN_LINT_VERSION="1.51.0"
+# The AWS CLI runs infra/emr/bootstrap.sh's tests against moto, as EMR's nodes run it.
+AWSCLI_VERSION="1.46.3"
 INTRADAY_TOOLS_DIR="${INTRADAY_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/intraday/tools}"
 
 intraday_tools_ready() {
   [ -x "$INTRADAY_TOOLS_DIR/bin/moto_server" ] && [ -x "$INTRADAY_TOOLS_DIR/bin/cfn-lint" ] &&
-    "$INTRADAY_TOOLS_DIR/bin/python" - "$MOTO_VERSION" "$CFN_LINT_VERSION" <<'PY' 2>/dev/null
+    [ -x "$INTRADAY_TOOLS_DIR/bin/aws" ] &&
+    "$INTRADAY_TOOLS_DIR/bin/python" - "$MOTO_VERSION" "$CFN_LINT_VERSION" "$AWSCLI_VERSION" <<'PY' 2>/dev/null
 import sys
 from importlib.metadata import version
-sys.exit(0 if version("moto") == sys.argv[1] and version("cfn-lint") == sys.argv[2] else 1)
+wanted = {"moto": sys.argv[1], "cfn-lint": sys.argv[2], "awscli": sys.argv[3]}
+sys.exit(0 if all(version(name) == v for name, v in wanted.items()) else 1)
 PY
 }
 
 if ! intraday_tools_ready; then
-  echo "ci: installing moto[server]==$MOTO_VERSION and cfn-lint==$CFN_LINT_VERSION into $INTRADAY_TOOLS_DIR" >&2
+  echo "ci: installing moto[server]==$MOTO_VERSION, cfn-lint==$CFN_LINT_VERSION and awscli==$AWSCLI_VERSION into $INTRADAY_TOOLS_DIR" >&2
   python3 -m venv "$INTRADAY_TOOLS_DIR" || {
     echo "ci: python3 -m venv failed; install Python 3's venv module (Debian: apt-get install python3-venv)" >&2
     exit 1
   }
   "$INTRADAY_TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check \
-    "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" || {
+    "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "awscli==$AWSCLI_VERSION" || {
     echo "ci: pip could not install the test tools; check access to PyPI" >&2
     exit 1
   }
