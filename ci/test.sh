@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, starts moto server on loopback, runs every
-# test in the workspace against it, and stops the server however the run ends.
+# test in the workspace against it, packages dist/ and tests the shipped files against it,
+# and stops the server however the run ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/tools.sh
@@ -19,4 +20,15 @@ if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
   cargo test --workspace --no-fail-fast "$@"
+fi
+
+# The shipped files, not the source: package as a deploy does (a lighter profile, the same
+# targets and checks), then run the zips as Lambda runs them and the extractor as the step.
+echo "ci: packaging dist/ (ci/package.sh --profile package-check) to test the shipped files" >&2
+ci/package.sh --profile package-check
+export INTRADAY_DIST_DIR="$PWD/dist"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run -p intradayctl --test packaged --run-ignored only --no-fail-fast
+else
+  cargo test -p intradayctl --test packaged -- --ignored
 fi

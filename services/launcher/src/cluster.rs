@@ -301,7 +301,11 @@ impl ClusterTemplate {
                 ));
             }
             (Some(_), Some(sum)) => {
-                if sum.len() != 64 || !sum.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+                if sum.len() != 64
+                    || !sum
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+                {
                     return Err(bad(
                         "extractor_sha256",
                         format!("`{sum}` is not a SHA-256 in lower-case hex (64 characters)"),
@@ -318,13 +322,18 @@ impl ClusterTemplate {
         }
         if self.bootstrap_script.is_none() {
             for (key, set) in [
-                ("extractor_install_from", self.extractor_install_from.is_some()),
+                (
+                    "extractor_install_from",
+                    self.extractor_install_from.is_some(),
+                ),
                 ("dks_tls_secret", self.dks_tls_secret.is_some()),
             ] {
                 if set {
                     return Err(bad(
                         "bootstrap_script",
-                        format!("missing: `{key}` needs the bootstrap action that puts it on every node (upload infra/emr/bootstrap.sh and give its s3:// location)"),
+                        format!(
+                            "missing: `{key}` needs the bootstrap action that puts it on every node (upload infra/emr/bootstrap.sh and give its s3:// location)"
+                        ),
                     ));
                 }
             }
@@ -332,10 +341,7 @@ impl ClusterTemplate {
         if let Some(url) = &self.dks_url {
             let host = url.strip_prefix("https://").unwrap_or_default();
             if host.is_empty() || url.contains(char::is_whitespace) {
-                return Err(bad(
-                    "dks_url",
-                    format!("`{url}` is not an https:// URL"),
-                ));
+                return Err(bad("dks_url", format!("`{url}` is not an https:// URL")));
             }
             if self.dks_tls_secret.is_none() {
                 return Err(bad(
@@ -594,7 +600,10 @@ mod tests {
         let refused = template()
             .with_overrides(production, "production.json")
             .expect_err("the placeholder checksum");
-        assert!(refused.to_string().contains("`extractor_sha256`"), "{refused}");
+        assert!(
+            refused.to_string().contains("`extractor_sha256`"),
+            "{refused}"
+        );
 
         let t = template()
             .with_overrides(&with_real_checksum(production), "production.json")
@@ -602,10 +611,22 @@ mod tests {
         let request = t.request(&launch()).expect("request");
         assert_eq!(request.release_label, "emr-7.12.0");
         assert_eq!(request.instance_groups[1].count, 175);
-        assert_eq!(request.subnet_id.as_deref(), Some("subnet-0a1b2c3d4e5f60718"));
-        assert_eq!(request.custom_ami_id.as_deref(), Some("ami-0a1b2c3d4e5f60719"));
-        assert_eq!(request.security_groups.service_access.as_deref(), Some("sg-0a1b2c3d4e5f60003"));
-        assert_eq!(request.security_configuration.as_deref(), Some("intraday-emr"));
+        assert_eq!(
+            request.subnet_id.as_deref(),
+            Some("subnet-0a1b2c3d4e5f60718")
+        );
+        assert_eq!(
+            request.custom_ami_id.as_deref(),
+            Some("ami-0a1b2c3d4e5f60719")
+        );
+        assert_eq!(
+            request.security_groups.service_access.as_deref(),
+            Some("sg-0a1b2c3d4e5f60003")
+        );
+        assert_eq!(
+            request.security_configuration.as_deref(),
+            Some("intraday-emr")
+        );
         assert!(request.log_uri.is_some());
         let setup = &request.bootstrap_actions[0];
         assert_eq!(setup.name, BOOTSTRAP_NAME);
@@ -773,7 +794,9 @@ mod tests {
             ),
             (
                 r#"{"subnet_id": "sg-123"}"#,
-                Err("`subnet_id` in env.json is not valid: `sg-123` is not an id like subnet-0abc1234"),
+                Err(
+                    "`subnet_id` in env.json is not valid: `sg-123` is not an id like subnet-0abc1234",
+                ),
             ),
             (
                 r#"{"tags": {"CorrelationId": "x"}}"#,

@@ -38,7 +38,9 @@ impl Config {
 /// environment's settings, a JSON object or `@<path>` of a file holding one
 /// (`infra/emr/params/<env>.json`); then the stack's own names win, because they name this
 /// account's resources. `intradayctl local demo` builds its launcher through here too.
-pub fn cluster_template(var: impl Fn(&str) -> Option<String>) -> Result<ClusterTemplate, LaunchError> {
+pub fn cluster_template(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<ClusterTemplate, LaunchError> {
     let mut template = ClusterTemplate::parse(DEFAULT_TEMPLATE, "infra/emr/cluster.json")?;
     if let Some(params) = var("INTRADAY_EMR_PARAMS").filter(|p| !p.trim().is_empty()) {
         let (text, source) = match params.strip_prefix('@') {
@@ -49,7 +51,10 @@ pub fn cluster_template(var: impl Fn(&str) -> Option<String>) -> Result<ClusterT
                 })?,
                 path.to_owned(),
             ),
-            None => (params, "INTRADAY_EMR_PARAMS (the stack's EmrParams)".to_owned()),
+            None => (
+                params,
+                "INTRADAY_EMR_PARAMS (the stack's EmrParams)".to_owned(),
+            ),
         };
         template = template.with_overrides(&text, &source)?;
     }

@@ -46,7 +46,13 @@ async fn moto_the_deployed_launcher_starts_a_cluster_with_every_production_setti
     lambda::zip_bootstrap(env!("CARGO_BIN_EXE_launcher").as_ref(), &zip).expect("zip");
     let bytes = std::fs::read(&zip).expect("read zip");
     // The stack makes all five functions; this test runs the launcher's, so each key holds it.
-    for service in ["scheduler", "launcher", "monitor", "table-builder", "reaper"] {
+    for service in [
+        "scheduler",
+        "launcher",
+        "monitor",
+        "table-builder",
+        "reaper",
+    ] {
         aws.s3()
             .put_object()
             .bucket(&code)
@@ -136,7 +142,10 @@ async fn moto_the_deployed_launcher_starts_a_cluster_with_every_production_setti
     let event = lambda::sqs_event(
         &queue_arn,
         kit::REGION,
-        &[("good", &body), ("malformed", "{\"type\": \"LaunchRequested\"")],
+        &[
+            ("good", &body),
+            ("malformed", "{\"type\": \"LaunchRequested\""),
+        ],
     );
     let outcome = started
         .api
@@ -156,7 +165,10 @@ async fn moto_the_deployed_launcher_starts_a_cluster_with_every_production_setti
     // The cluster, read back from EMR.
     let emr = aws_sdk_emr::Client::new(&aws.sdk);
     let jobs = store.run(&run).await.expect("items");
-    let cluster_id = jobs[0].emr_cluster_id.clone().expect("the cluster is recorded");
+    let cluster_id = jobs[0]
+        .emr_cluster_id
+        .clone()
+        .expect("the cluster is recorded");
     let cluster = emr
         .describe_cluster()
         .cluster_id(&cluster_id)

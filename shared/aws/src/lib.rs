@@ -21,9 +21,9 @@ pub mod catalog;
 mod config;
 #[cfg(feature = "emr")]
 pub mod emr;
+mod error;
 #[cfg(feature = "lambda")]
 pub mod functions;
-mod error;
 pub mod jobs;
 pub mod locks;
 mod objects;

@@ -38,10 +38,7 @@ pub enum Outcome {
     /// `…/response`: the function's answer.
     Response(Value),
     /// `…/error`: the function failed; Lambda would retry the whole batch.
-    Error {
-        error_type: String,
-        message: String,
-    },
+    Error { error_type: String, message: String },
 }
 
 #[derive(Default)]
@@ -223,9 +220,7 @@ async fn serve(request: Request<Incoming>, state: &State, arn: &str) -> Response
 }
 
 fn status(code: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(
-        json!({"status": text}).to_string(),
-    )));
+    let mut response = Response::new(Full::new(Bytes::from(json!({"status": text}).to_string())));
     *response.status_mut() = code;
     response
 }
