@@ -61,15 +61,22 @@ intraday_packaging_tools
 target_dir="${CARGO_TARGET_DIR:-target}/$triple/$([ "$profile" = dev ] && echo debug || echo "$profile")"
 
 # One build per glibc: the Lambdas and the CLI for AL2023, the extractor for its release's OS.
+# When both are the same, one cargo invocation builds all, so dependencies are compiled once
+# with one feature set.
 build() {
   local glibc="$1"; shift
   echo "package: building $* for $triple with glibc $glibc ($profile profile)" >&2
   cargo zigbuild --locked --profile "$profile" --target "$triple.$glibc" "$@"
 }
-build "$lambda_glibc" -p intraday-scheduler -p intraday-launcher -p intraday-monitor \
-  -p intraday-table-builder -p intraday-reaper -p intradayctl
+services=(-p intraday-scheduler -p intraday-launcher -p intraday-monitor
+  -p intraday-table-builder -p intraday-reaper -p intradayctl)
+if [ "$emr_glibc" = "$lambda_glibc" ]; then
+  build "$lambda_glibc" "${services[@]}" -p intraday-extractor
+else
+  build "$lambda_glibc" "${services[@]}"
+  build "$emr_glibc" -p intraday-extractor
+fi
 lambda_out="$target_dir"
-build "$emr_glibc" -p intraday-extractor
 
 newest_glibc() {
   objdump -T "$1" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n 1

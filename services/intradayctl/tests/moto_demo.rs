@@ -2,7 +2,7 @@
 //! extractor binary, the template's rules. Afterwards the job table, the Glue catalog, the
 //! S3 objects and their tags, and the HBase root are checked directly.
 
-use std::process::Command;
+mod common;
 
 use intraday_aws::{Catalog, JobStore, Objects};
 use intraday_core::{CorrelationId, JobStatus, S3Uri};
@@ -10,32 +10,10 @@ use intraday_testkit as kit;
 
 #[tokio::test]
 async fn moto_the_demo_runs_the_pipeline_end_to_end() {
-    let out = Command::new(env!("CARGO_BIN_EXE_intradayctl"))
-        .args([
-            "--output",
-            "json",
-            "--endpoint-url",
-            kit::moto(),
-            "local",
-            "demo",
-            "--timeout",
-            "90",
-        ])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run the demo");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "demo failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = common::run_demo(
+        env!("CARGO_BIN_EXE_intradayctl").as_ref(),
+        &["--timeout", "90"],
     );
-    let json_start = stdout.find("\n{").map_or(0, |i| i + 1);
-    let report: serde_json::Value =
-        serde_json::from_str(&stdout[json_start..]).expect("json report");
     let stack = report["stack"].as_str().expect("stack").to_owned();
     let runs = report["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 6, "two runs of three collections: {runs:?}");

@@ -9,7 +9,9 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
 
-use intraday_testkit as kit;
+use intraday_testkit::lambda;
+
+mod common;
 
 /// e_machine of an ELF header (offset 18, little-endian): what the kernel Lambda runs on
 /// checks before it executes the bootstrap. 62 = EM_X86_64, 183 = EM_AARCH64.
@@ -25,13 +27,7 @@ async fn moto_the_shipped_zips_and_extractor_run_the_pipeline_as_lambda_and_emr_
         std::env::var("INTRADAY_DIST_DIR")
             .expect("INTRADAY_DIST_DIR names the dist/ directory ci/package.sh wrote"),
     );
-    for service in [
-        "scheduler",
-        "launcher",
-        "monitor",
-        "table-builder",
-        "reaper",
-    ] {
+    for service in lambda::SERVICES {
         let zip = dist.join(format!("lambda/{service}.zip"));
         let mut bootstrap = Command::new("unzip")
             .arg("-p")
@@ -57,34 +53,19 @@ async fn moto_the_shipped_zips_and_extractor_run_the_pipeline_as_lambda_and_emr_
         );
     }
 
-    let out = Command::new(dist.join("bin/intradayctl"))
-        .args([
-            "--output",
-            "json",
-            "--endpoint-url",
-            kit::moto(),
-            "local",
-            "demo",
-        ])
-        .args(["--timeout", "120", "--lambda-dir"])
-        .arg(dist.join("lambda"))
-        .arg("--extractor")
-        .arg(dist.join("emr/intraday-extractor"))
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run the shipped intradayctl");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the demo on the shipped files failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let lambda_dir = dist.join("lambda").display().to_string();
+    let extractor = dist.join("emr/intraday-extractor").display().to_string();
+    let report = common::run_demo(
+        &dist.join("bin/intradayctl"),
+        &[
+            "--timeout",
+            "120",
+            "--lambda-dir",
+            &lambda_dir,
+            "--extractor",
+            &extractor,
+        ],
     );
-    let json_start = stdout.find("\n{").map_or(0, |i| i + 1);
-    let report: serde_json::Value =
-        serde_json::from_str(&stdout[json_start..]).expect("json report");
     let runs = report["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 6, "two runs of three collections: {runs:?}");
     assert!(

@@ -46,13 +46,7 @@ async fn moto_the_deployed_launcher_starts_a_cluster_with_every_production_setti
     lambda::zip_bootstrap(env!("CARGO_BIN_EXE_launcher").as_ref(), &zip).expect("zip");
     let bytes = std::fs::read(&zip).expect("read zip");
     // The stack makes all five functions; this test runs the launcher's, so each key holds it.
-    for service in [
-        "scheduler",
-        "launcher",
-        "monitor",
-        "table-builder",
-        "reaper",
-    ] {
+    for service in lambda::SERVICES {
         aws.s3()
             .put_object()
             .bucket(&code)

@@ -32,6 +32,15 @@ use tokio::task::JoinHandle;
 
 const PREFIX: &str = "/2018-06-01/runtime";
 
+/// The services the stack deploys as functions, each from `<service>.zip`.
+pub const SERVICES: [&str; 5] = [
+    "scheduler",
+    "launcher",
+    "monitor",
+    "table-builder",
+    "reaper",
+];
+
 /// How an invocation ended, as the function reported it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
