@@ -79,6 +79,9 @@ pub async fn launch_once(launch: &LaunchRequested, ctx: &Ctx) -> Result<Launched
         Err(e) => return Err(e.into()),
     }
 
+    if !claim_holds(launch, &token, ctx).await? {
+        return settle_contended(launch, ctx).await;
+    }
     // We hold the claim. An earlier attempt whose claim went stale may have launched before
     // it died: look before launching again.
     let since = jobs.iter().map(|j| j.triggered_time).min();
@@ -177,25 +180,51 @@ async fn claim(launch: &LaunchRequested, token: &str, ctx: &Ctx) -> Result<(), A
     ctx.store.transact(ops, None).await
 }
 
-async fn release_claim(launch: &LaunchRequested, token: &str, ctx: &Ctx) {
-    let ops = launch
+/// An update of every item of the run, made only while `token` holds the claim.
+fn while_claimed(launch: &LaunchRequested, token: &str, update: &str) -> Vec<TxOp> {
+    launch
         .collections
         .iter()
         .map(|c| TxOp::Update {
             key: intraday_aws::jobs::job_key(&launch.correlation_id, &c.collection),
-            update: "REMOVE #claim, #claimed_at".to_owned(),
+            update: update.to_owned(),
             names: HashMap::from([
                 ("#claim".to_owned(), ATTR_CLAIM.to_owned()),
                 ("#claimed_at".to_owned(), ATTR_CLAIMED_AT.to_owned()),
             ]),
-            values: HashMap::new(),
+            values: if update.contains(":token") {
+                HashMap::from([(":token".to_owned(), AttributeValue::S(token.to_owned()))])
+            } else {
+                HashMap::new()
+            },
             condition: Some(Condition {
                 expression: "#claim = :token".to_owned(),
                 names: HashMap::new(),
                 values: HashMap::from([(":token".to_owned(), AttributeValue::S(token.to_owned()))]),
             }),
         })
-        .collect();
+        .collect()
+}
+
+/// Whether `token` still holds the claim on every item. DynamoDB's transaction already
+/// made the claim exclusive; this re-check costs one write and keeps a launch single where
+/// transactions are not isolated (moto server evaluates two concurrent transactions'
+/// conditions before either writes, and the later write wins).
+async fn claim_holds(launch: &LaunchRequested, token: &str, ctx: &Ctx) -> Result<bool, AwsError> {
+    let ops = while_claimed(
+        launch,
+        token,
+        "SET #claim = :token, #claimed_at = #claimed_at",
+    );
+    match ctx.store.transact(ops, None).await {
+        Ok(()) => Ok(true),
+        Err(AwsError::TransactionCancelled { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn release_claim(launch: &LaunchRequested, token: &str, ctx: &Ctx) {
+    let ops = while_claimed(launch, token, "REMOVE #claim, #claimed_at");
     if let Err(e) = ctx.store.transact(ops, None).await {
         tracing::warn!(error = %e, "could not release the launch claim; the next delivery waits for it to go stale");
     }
