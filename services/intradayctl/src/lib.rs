@@ -44,6 +44,10 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
         })
         .await;
     }
+    // Completions are `eval`ed in shell start-up files: they touch no AWS configuration.
+    if let Command::Completions { shell } = &cli.command {
+        return Ok(completions(*shell));
+    }
     let env = Env::new(&settings, &cli.stack).await;
     match cli.command {
         Command::Trigger { collections } => runs::trigger(&env, &collections).await,
@@ -143,15 +147,18 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
         Command::Local(LocalCommand::Demo { .. }) => {
             Err(CtlError::Other("`local demo` runs without a stack".into()))
         }
-        Command::Completions { shell } => {
-            let mut out = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "intradayctl", &mut out);
-            let script = String::from_utf8_lossy(&out).into_owned();
-            Ok(Report {
-                notes: vec![script.clone()],
-                json: serde_json::Value::String(script),
-                ..Report::default()
-            })
-        }
+        Command::Completions { .. } => Err(CtlError::Other("`completions` needs no stack".into())),
+    }
+}
+
+/// The shell completion script, from the CLI's own definition.
+fn completions(shell: clap_complete::Shell) -> Report {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "intradayctl", &mut out);
+    let script = String::from_utf8_lossy(&out).into_owned();
+    Report {
+        notes: vec![script.clone()],
+        json: serde_json::Value::String(script),
+        ..Report::default()
     }
 }

@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,8 +12,17 @@ async fn main() -> ExitCode {
     let format = cli.output;
     match intradayctl::run(cli).await {
         Ok(report) => {
-            println!("{}", report.render(format));
-            ExitCode::SUCCESS
+            // A reader that stops early (`| head -1`) closes the pipe: that ends the output
+            // quietly, as it does for other command-line tools, rather than in a panic.
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{}", report.render(format)).and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("intradayctl: cannot write the result: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(e) => {
             eprintln!("intradayctl: {e}");

@@ -53,7 +53,8 @@ struct Row {
 
 pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     let started = Instant::now();
-    let say = |text: String| println!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
+    // Progress goes to stderr: stdout holds only the result, so `-o json | jq` works.
+    let say = |text: String| eprintln!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
 
     let (_moto, endpoint) = match options.endpoint_url {
         Some(url) => (None, url),
