@@ -128,7 +128,9 @@ fn parse_entry(name: &str, body: &Value) -> Result<CollectionEntry, CoreError> {
         }
     }
     let pii = match fields.get("pii") {
-        None => false,
+        // The original tagged every object `pii=true`: an entry that does not say is treated
+        // as personal data, the safe side for objects that hold decrypted records.
+        None => true,
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
         Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
@@ -166,6 +168,13 @@ mod tests {
                 ("db.core.contract".to_owned(), false)
             ]
         );
+    }
+
+    #[test]
+    fn an_entry_that_does_not_say_is_personal_data() {
+        let text = "{'collections_all': {'db.core.claimant': {'db': 'core', 'table': 'claimant'}}}";
+        let collections = parse_collections_secret(&b64(text)).expect("valid secret");
+        assert!(collections.iter().all(|e| e.pii), "{collections:?}");
     }
 
     #[test]
