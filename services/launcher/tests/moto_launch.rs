@@ -251,3 +251,43 @@ async fn moto_bad_input_is_refused_naming_the_problem() {
         HandlerError::Permanent("run `never-scheduled` has no job item for `db.core.claimant`; a LaunchRequested must follow the scheduler's".into())
     );
 }
+
+#[tokio::test]
+async fn moto_a_lost_run_job_flow_answer_is_not_retried_blindly_and_the_cluster_is_found() {
+    let mut s = setup().await;
+    let proxy = kit::faults::FaultProxy::start(kit::moto())
+        .await
+        .expect("fault proxy");
+    let through_proxy = intraday_aws::AwsSettings::emulator(proxy.endpoint(), kit::REGION)
+        .load()
+        .await;
+    s.ctx.emr = Emr::new(through_proxy.emr());
+    proxy.lose_answers("RunJobFlow", 1);
+
+    // The cluster starts, the answer is lost: the delivery fails for a retry, and the SDK
+    // did not send RunJobFlow again on its own.
+    let first = handle(delivery(&s.launch, 1), &s.ctx).await;
+    assert!(
+        matches!(&first, Err(HandlerError::Retryable(_))),
+        "{first:?}"
+    );
+    assert_eq!(proxy.calls("RunJobFlow"), 1, "RunJobFlow was retried");
+
+    // The redelivery finds the cluster by its tag and records it, without launching.
+    handle(delivery(&s.launch, 2), &s.ctx)
+        .await
+        .expect("the redelivery settles the launch");
+    assert_eq!(proxy.calls("RunJobFlow"), 1);
+    let clusters = clusters_tagged(&s.ctx.emr, &s.launch.correlation_id).await;
+    assert_eq!(clusters.len(), 1, "{clusters:?}");
+    for job in s
+        .ctx
+        .store
+        .run(&s.launch.correlation_id)
+        .await
+        .expect("run")
+    {
+        assert_eq!(job.status, JobStatus::EmrLaunched);
+        assert_eq!(job.emr_cluster_id.as_deref(), Some(clusters[0].as_str()));
+    }
+}

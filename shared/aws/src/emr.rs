@@ -249,6 +249,14 @@ impl Emr {
             .set_security_configuration(request.security_configuration.clone())
             .set_service_role(request.service_role.clone())
             .set_job_flow_role(request.job_flow_role.clone())
+            // RunJobFlow has no idempotency token: a retry after a lost answer starts a
+            // second cluster. The SDK must not retry it; the launcher looks the cluster up by
+            // its CorrelationId tag on the next delivery instead.
+            .customize()
+            .config_override(
+                aws_sdk_emr::config::Builder::default()
+                    .retry_config(aws_smithy_types::retry::RetryConfig::disabled()),
+            )
             .send()
             .await
             .aws("RunJobFlow")?;

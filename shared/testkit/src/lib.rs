@@ -6,6 +6,7 @@
 //! available, the test fails loudly: a moto-backed test is never silently skipped.
 //! [`unique`] names resources so tests never collide on one server.
 
+pub mod faults;
 pub mod lambda;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

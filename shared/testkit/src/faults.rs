@@ -1,0 +1,158 @@
+//! A fault-injecting HTTP proxy in front of moto server, for tests of what happens when AWS's
+//! answer is lost: the request is forwarded and takes effect, then the caller is answered
+//! with a 500 as if the response had been lost on the way. Operations are named as the SDK
+//! names them in `X-Amz-Target` (`ElasticMapReduce.RunJobFlow` → `RunJobFlow`).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+#[derive(Default)]
+struct Faults {
+    /// Operation → how many more answers to lose.
+    lose: Mutex<HashMap<String, u32>>,
+    /// Operation → requests seen.
+    seen: Mutex<HashMap<String, u32>>,
+}
+
+pub struct FaultProxy {
+    addr: SocketAddr,
+    faults: Arc<Faults>,
+    task: JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Listens on a free loopback port and forwards to `upstream` (`http://127.0.0.1:port`).
+    pub async fn start(upstream: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let faults = Arc::new(Faults::default());
+        let shared = Arc::clone(&faults);
+        let upstream = upstream.trim_end_matches('/').to_owned();
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (faults, upstream, client) =
+                    (Arc::clone(&shared), upstream.clone(), client.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let (faults, upstream, client) =
+                            (Arc::clone(&faults), upstream.clone(), client.clone());
+                        async move {
+                            Ok::<_, Infallible>(forward(request, &faults, &upstream, &client).await)
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, faults, task })
+    }
+
+    /// The endpoint to give the SDK instead of moto's.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next `times` answers to `operation` are lost after the request took effect.
+    pub fn lose_answers(&self, operation: &str, times: u32) {
+        lock(&self.faults.lose).insert(operation.to_owned(), times);
+    }
+
+    /// How many `operation` requests reached the proxy.
+    pub fn calls(&self, operation: &str) -> u32 {
+        lock(&self.faults.seen).get(operation).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *response.status_mut() = status;
+    response
+}
+
+async fn forward(
+    request: Request<Incoming>,
+    faults: &Faults,
+    upstream: &str,
+    client: &Client<HttpConnector, Full<Bytes>>,
+) -> Response<Full<Bytes>> {
+    let operation = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.rsplit('.').next())
+        .unwrap_or_default()
+        .to_owned();
+    *lock(&faults.seen).entry(operation.clone()).or_default() += 1;
+    let (parts, body) = request.into_parts();
+    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        return text(StatusCode::BAD_REQUEST, "unreadable request body");
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut outbound = Request::builder()
+        .method(parts.method.clone())
+        .uri(format!("{upstream}{path}"));
+    for (name, value) in &parts.headers {
+        outbound = outbound.header(name, value);
+    }
+    let Ok(outbound) = outbound.body(Full::new(body)) else {
+        return text(StatusCode::BAD_REQUEST, "request could not be rebuilt");
+    };
+    let answer = match client.request(outbound).await {
+        Ok(answer) => answer,
+        Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("upstream: {e}")),
+    };
+    let (parts, body) = answer.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let lost = {
+        let mut lose = lock(&faults.lose);
+        match lose.get_mut(&operation) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
+    };
+    if lost {
+        // The request took effect upstream; the caller never learns it.
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"__type":"InternalServerError","message":"answer lost by the fault proxy"}"#,
+        );
+    }
+    Response::from_parts(parts, Full::new(body))
+}
