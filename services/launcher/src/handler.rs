@@ -192,11 +192,8 @@ fn while_claimed(launch: &LaunchRequested, token: &str, update: &str) -> Vec<TxO
                 ("#claim".to_owned(), ATTR_CLAIM.to_owned()),
                 ("#claimed_at".to_owned(), ATTR_CLAIMED_AT.to_owned()),
             ]),
-            values: if update.contains(":token") {
-                HashMap::from([(":token".to_owned(), AttributeValue::S(token.to_owned()))])
-            } else {
-                HashMap::new()
-            },
+            // `:token` comes with the condition, and an update may use it too.
+            values: HashMap::new(),
             condition: Some(Condition {
                 expression: "#claim = :token".to_owned(),
                 names: HashMap::new(),

@@ -114,20 +114,9 @@ async fn moto_the_deployed_launcher_starts_a_cluster_with_every_production_setti
 
     let mut started = Function::start(
         &zip,
-        FunctionConfig {
-            name: function.name.clone(),
-            arn: function.arn.clone(),
-            memory_mb: function.memory_mb,
-            timeout: Duration::from_secs(function.timeout_s as u64),
-            environment: function.environment.clone(),
-        },
+        FunctionConfig::from(&function),
         kit::REGION,
-        &[
-            ("AWS_ENDPOINT_URL", kit::moto()),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
+        &lambda::emulator_env(kit::moto()),
     )
     .await
     .expect("start the launcher's bootstrap");

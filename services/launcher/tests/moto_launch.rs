@@ -74,6 +74,24 @@ async fn clusters_tagged(emr: &Emr, run: &CorrelationId) -> Vec<String> {
     found
 }
 
+/// Exactly one cluster carries the run's tag, and every item of the run is EMR_LAUNCHED on
+/// it; returns its id.
+async fn one_cluster_recorded(s: &Setup) -> String {
+    let clusters = clusters_tagged(&s.ctx.emr, &s.launch.correlation_id).await;
+    assert_eq!(clusters.len(), 1, "{clusters:?}");
+    for job in s
+        .ctx
+        .store
+        .run(&s.launch.correlation_id)
+        .await
+        .expect("run")
+    {
+        assert_eq!(job.status, JobStatus::EmrLaunched);
+        assert_eq!(job.emr_cluster_id.as_deref(), Some(clusters[0].as_str()));
+    }
+    clusters[0].clone()
+}
+
 fn delivery(launch: &LaunchRequested, n: u32) -> Message {
     Message {
         id: format!("m{n}"),
@@ -119,26 +137,15 @@ async fn moto_five_deliveries_including_concurrent_ones_start_exactly_one_cluste
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
     assert!(recorded, "no delivery settled the launch");
-    let clusters = clusters_tagged(&s.ctx.emr, &s.launch.correlation_id).await;
-    assert_eq!(clusters.len(), 1, "{clusters:?}");
-    for job in s
-        .ctx
-        .store
-        .run(&s.launch.correlation_id)
-        .await
-        .expect("run")
-    {
-        assert_eq!(job.status, JobStatus::EmrLaunched);
-        assert_eq!(job.emr_cluster_id.as_deref(), Some(clusters[0].as_str()));
-    }
+    let cluster = one_cluster_recorded(&s).await;
     let again = launch_once(&s.launch, &s.ctx).await.expect("again");
-    assert_eq!(again, Launched::AlreadyRecorded(clusters[0].clone()));
+    assert_eq!(again, Launched::AlreadyRecorded(cluster.clone()));
 
     // The cluster is what the template promises.
-    let info = s.ctx.emr.describe(&clusters[0]).await.expect("describe");
+    let info = s.ctx.emr.describe(&cluster).await.expect("describe");
     assert_eq!(info.name, "intraday-incremental");
     assert_eq!(info.tags["ManagedBy"], "intraday");
-    let steps = s.ctx.emr.steps(&clusters[0]).await.expect("steps");
+    let steps = s.ctx.emr.steps(&cluster).await.expect("steps");
     assert_eq!(
         steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
         ["intraday-extract"]
@@ -278,16 +285,5 @@ async fn moto_a_lost_run_job_flow_answer_is_not_retried_blindly_and_the_cluster_
         .await
         .expect("the redelivery settles the launch");
     assert_eq!(proxy.calls("RunJobFlow"), 1);
-    let clusters = clusters_tagged(&s.ctx.emr, &s.launch.correlation_id).await;
-    assert_eq!(clusters.len(), 1, "{clusters:?}");
-    for job in s
-        .ctx
-        .store
-        .run(&s.launch.correlation_id)
-        .await
-        .expect("run")
-    {
-        assert_eq!(job.status, JobStatus::EmrLaunched);
-        assert_eq!(job.emr_cluster_id.as_deref(), Some(clusters[0].as_str()));
-    }
+    one_cluster_recorded(&s).await;
 }

@@ -4,20 +4,18 @@
 //! names them in `X-Amz-Target` (`ElasticMapReduce.RunJobFlow` → `RunJobFlow`).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use hyper_util::rt::TokioExecutor;
 use tokio::task::JoinHandle;
+
+use crate::http::{answer, lock, serve_loopback};
 
 #[derive(Default)]
 struct Faults {
@@ -36,34 +34,17 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Listens on a free loopback port and forwards to `upstream` (`http://127.0.0.1:port`).
     pub async fn start(upstream: &str) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let faults = Arc::new(Faults::default());
         let shared = Arc::clone(&faults);
         let upstream = upstream.trim_end_matches('/').to_owned();
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (faults, upstream, client) =
-                    (Arc::clone(&shared), upstream.clone(), client.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let (faults, upstream, client) =
-                            (Arc::clone(&faults), upstream.clone(), client.clone());
-                        async move {
-                            Ok::<_, Infallible>(forward(request, &faults, &upstream, &client).await)
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, task) = serve_loopback(move |request| {
+            let (faults, upstream, client) =
+                (Arc::clone(&shared), upstream.clone(), client.clone());
+            async move { forward(request, &faults, &upstream, &client).await }
+        })
+        .await?;
         Ok(Self { addr, faults, task })
     }
 
@@ -89,14 +70,8 @@ impl Drop for FaultProxy {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
-    *response.status_mut() = status;
-    response
+    answer(status, body.to_owned())
 }
 
 async fn forward(

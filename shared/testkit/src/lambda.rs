@@ -12,7 +12,6 @@
 //! list in `batchItemFailures`, and leave the listed ones for their next delivery.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -21,14 +20,12 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
+
+use crate::http::{answer, lock, serve_loopback};
 
 const PREFIX: &str = "/2018-06-01/runtime";
 
@@ -69,30 +66,14 @@ pub struct RuntimeApi {
 
 impl RuntimeApi {
     pub async fn start(function_arn: &str) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let state = Arc::new(State::default());
         let shared = Arc::clone(&state);
         let arn = function_arn.to_owned();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = Arc::clone(&shared);
-                let arn = arn.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let state = Arc::clone(&state);
-                        let arn = arn.clone();
-                        async move { Ok::<_, Infallible>(serve(request, &state, &arn).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, task) = serve_loopback(move |request| {
+            let (state, arn) = (Arc::clone(&shared), arn.clone());
+            async move { serve(request, &state, &arn).await }
+        })
+        .await?;
         Ok(Self {
             addr,
             state,
@@ -145,10 +126,6 @@ impl Drop for RuntimeApi {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn serve(request: Request<Incoming>, state: &State, arn: &str) -> Response<Full<Bytes>> {
@@ -229,9 +206,7 @@ async fn serve(request: Request<Incoming>, state: &State, arn: &str) -> Response
 }
 
 fn status(code: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(json!({"status": text}).to_string())));
-    *response.status_mut() = code;
-    response
+    answer(code, json!({"status": text}).to_string())
 }
 
 /// A function's configuration as Lambda holds it (`GetFunctionConfiguration`).
@@ -242,6 +217,29 @@ pub struct FunctionConfig {
     pub memory_mb: i32,
     pub timeout: Duration,
     pub environment: BTreeMap<String, String>,
+}
+
+impl From<&intraday_aws::FunctionInfo> for FunctionConfig {
+    fn from(info: &intraday_aws::FunctionInfo) -> Self {
+        Self {
+            name: info.name.clone(),
+            arn: info.arn.clone(),
+            memory_mb: info.memory_mb,
+            timeout: Duration::from_secs(info.timeout_s.max(1) as u64),
+            environment: info.environment.clone(),
+        }
+    }
+}
+
+/// What Lambda gets from the function's role and network, here an emulator's endpoint and
+/// throwaway credentials: the `extra` of [`Function::start`].
+pub fn emulator_env(endpoint: &str) -> [(&'static str, &str); 4] {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
 }
 
 /// A packaged `bootstrap` running against its own [`RuntimeApi`].

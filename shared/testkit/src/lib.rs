@@ -7,6 +7,7 @@
 //! [`unique`] names resources so tests never collide on one server.
 
 pub mod faults;
+mod http;
 pub mod lambda;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

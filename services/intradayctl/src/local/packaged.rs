@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use intraday_aws::{Aws, Functions, Queues};
-use intraday_testkit::lambda::{Batch, Function, FunctionConfig, SqsSource};
+use intraday_testkit::lambda::{self, Batch, Function, FunctionConfig, SqsSource};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -104,21 +104,9 @@ impl Packaged {
             let queue_url = out(queue_output)?;
             let function = Function::start(
                 &zip,
-                FunctionConfig {
-                    name: info.name.clone(),
-                    arn: info.arn.clone(),
-                    memory_mb: info.memory_mb,
-                    timeout: Duration::from_secs(info.timeout_s.max(1) as u64),
-                    environment: info.environment.clone(),
-                },
+                FunctionConfig::from(&info),
                 region,
-                // What Lambda gets from the function's role and network, here the emulator.
-                &[
-                    ("AWS_ENDPOINT_URL", endpoint),
-                    ("AWS_ACCESS_KEY_ID", "test"),
-                    ("AWS_SECRET_ACCESS_KEY", "test"),
-                    ("AWS_EC2_METADATA_DISABLED", "true"),
-                ],
+                &lambda::emulator_env(endpoint),
             )
             .await
             .map_err(CtlError::Other)?;
