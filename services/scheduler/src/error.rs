@@ -14,6 +14,9 @@ pub enum ScheduleError {
     )]
     NoCollections,
 
+    #[error("the collections secret lists no collection that can be used: {0}")]
+    NoUsableCollections(String),
+
     #[error("{0}")]
     Domain(#[from] CoreError),
 

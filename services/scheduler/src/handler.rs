@@ -11,8 +11,9 @@ use intraday_aws::jobs::{
 };
 use intraday_aws::{Alerts, AttributeValue, AwsError, Condition, JobStore, Queues, Secrets, TxOp};
 use intraday_core::{
-    Collection, CollectionEntry, Collections, CorrelationId, DatabaseName, DeferReason, JobRecord,
-    JobStatus, OutputFormat, S3Uri, WaitPolicy, Window, plan_run, run_folder,
+    Collection, CollectionEntry, Collections, CoreError, CorrelationId, DatabaseName, DeferReason,
+    JobRecord, JobStatus, LockState, OutputFormat, S3Uri, WaitPolicy, Window, history_blocker,
+    plan_run, run_folder,
 };
 use intraday_events::{
     Alert, AlertDetail, AwsEventDetail, CollectionWindow, Inbound, LaunchRequested,
@@ -122,12 +123,28 @@ fn launchable(status: JobStatus) -> bool {
 /// One attempt of a run.
 pub async fn schedule(request: &RunRequested, ctx: &Ctx) -> Result<Scheduled, ScheduleError> {
     let collections = ctx.collections().await?;
+    // The original read each entry on its own: a bad one stops only itself. Said once per
+    // run, on its first attempt, not on every wait.
+    if !collections.refused().is_empty() && request.attempt == 1 {
+        ctx.alerts
+            .publish(&refused_entries_alert(request, collections.refused()))
+            .await?;
+    }
     let entries: Vec<&CollectionEntry> = match &request.collections {
         Some(names) => collections.select(names)?,
         None => collections.iter().collect(),
     };
     if entries.is_empty() {
-        return Err(ScheduleError::NoCollections);
+        return Err(match collections.refused() {
+            [] => ScheduleError::NoCollections,
+            refused => ScheduleError::NoUsableCollections(
+                refused
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        });
     }
     let run = &request.correlation_id;
     let existing: HashMap<Collection, JobRecord> = ctx
@@ -144,7 +161,13 @@ pub async fn schedule(request: &RunRequested, ctx: &Ctx) -> Result<Scheduled, Sc
         let c = &entry.collection;
         match existing.get(c) {
             Some(job) if !launchable(job.status) => outcome.settled.push(c.clone()),
-            _ => locks.push((c.clone(), ctx.store.lock_state(c, run).await?)),
+            _ => {
+                let lock = match ctx.store.lock_state(c, run).await? {
+                    LockState::Free => history_blocker(&ctx.store.open_items(c).await?, run),
+                    held => held,
+                };
+                locks.push((c.clone(), lock));
+            }
         }
     }
     if locks.is_empty() {
@@ -365,6 +388,34 @@ fn utc(ms: u64) -> String {
         .unwrap_or_else(|| format!("{ms} ms"))
 }
 
+/// One alert naming every entry of the collections secret the run could not use, and why.
+pub fn refused_entries_alert(request: &RunRequested, refused: &[CoreError]) -> Alert {
+    Alert {
+        version: MESSAGE_VERSION,
+        correlation_id: request.correlation_id.clone(),
+        severity: Severity::High,
+        notification_type: NotificationType::Warning,
+        title_text: format!(
+            "Intraday run {} skipped {} collections secret entr{}",
+            request.correlation_id,
+            refused.len(),
+            if refused.len() == 1 { "y" } else { "ies" }
+        ),
+        collections: Vec::new(),
+        detail: AlertDetail {
+            cause: refused
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            resolve: Some(
+                "correct the entries in the collections secret (each needs string fields `db` and `table`, and `pii` \"true\" or \"false\"); `intradayctl migrate check` lists them".to_owned(),
+            ),
+            ..AlertDetail::default()
+        },
+    }
+}
+
 /// One alert for every collection of the run deferred in this attempt, each with its reason
 /// and the command that resolves it.
 pub fn deferral_alert(request: &RunRequested, deferred: &[(Collection, DeferReason)]) -> Alert {
@@ -393,6 +444,13 @@ pub fn deferral_alert(request: &RunRequested, deferred: &[(Collection, DeferReas
             DeferReason::NothingToExtract { start_ms, end_ms } => causes.push(format!(
                 "collection `{c}` has nothing to extract: its watermark {start_ms} is not before the trigger time {end_ms}"
             )),
+            DeferReason::UnreadableItem { run: other, reason } => {
+                failed = true;
+                causes.push(format!(
+                    "collection `{c}` has an item of run `{other}` that cannot be read ({reason}); fix or acknowledge that item in the job table"
+                ));
+                resolves.push("intradayctl migrate check".to_owned());
+            }
         }
     }
     Alert {

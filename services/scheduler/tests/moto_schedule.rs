@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use intraday_aws::jobs::now_ms;
-use intraday_aws::{Alerts, JobStore, Queues, Secrets, TxOp};
+use intraday_aws::{Alerts, AttributeValue, JobStore, Queues, Secrets, TxOp};
 use intraday_core::{
     Collection, CorrelationId, DatabaseName, JobRecord, JobStatus, OutputFormat, S3Uri, WaitPolicy,
     Window,
@@ -21,6 +21,7 @@ use intraday_testkit::drain;
 const SECRET: &str = "{'collections_all': {'db.core.claimant': {'db': 'core', 'table': 'claimant', 'pii': 'true'}, 'db.core.contract': {'db': 'core', 'table': 'contract', 'pii': 'false'}}}";
 
 struct Setup {
+    aws: intraday_aws::Aws,
     ctx: Ctx,
     alerts_queue: String,
     scheduler_dlq: String,
@@ -50,6 +51,7 @@ async fn setup_with(secret: &str, policy: WaitPolicy) -> Setup {
         collections: Default::default(),
     };
     Setup {
+        aws,
         ctx,
         alerts_queue,
         scheduler_dlq,
@@ -522,4 +524,199 @@ async fn moto_bad_input_fails_naming_the_problem_and_the_message_stays() {
     }
     let dead = drain(&s.ctx.queues, &s.scheduler_dlq).await;
     assert_eq!(dead, [body]);
+}
+
+async fn original_item(s: &Setup, run: &str, collection: &str, attrs: &[(&str, AttributeValue)]) {
+    kit::original_job_item(&s.aws, s.ctx.store.table(), run, collection, attrs).await;
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn st(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+#[tokio::test]
+async fn moto_the_first_run_after_a_switch_continues_from_the_originals_job_table() {
+    // The original's secret, with one entry it would have tolerated and we cannot use.
+    let secret = "{'collections_all': {'db.core.claimant': {'db': 'core', 'table': 'claimant', 'pii': 'true'}, \
+        'db.core.contract': {'db': 'core', 'table': 'contract', 'pii': 'false'}, \
+        'db.core.statement': {'db': 'core', 'table': 'statement'}, \
+        'db.core.broken': {'db': 'core'}}}";
+    let s = setup_with(
+        &base64::engine::general_purpose::STANDARD.encode(secret),
+        WaitPolicy::default(),
+    )
+    .await;
+    let (first, second) = (
+        "1b4e28ba-2fa1-41d2-883f-0016d3cca427",
+        "6fa459ea-ee8a-3ca4-894e-db77e160355e",
+    );
+    // First run: both collections completed, as its EMR step writes them.
+    for (collection, end) in [
+        ("core:claimant", 1_700_000_100_000),
+        ("core:contract", 1_700_000_050_000),
+    ] {
+        original_item(
+            &s,
+            first,
+            collection,
+            &[
+                ("JobStatus", st("LAMBDA_TRIGGERED")),
+                ("TriggeredTime", n(1_700_000_000_000)),
+            ],
+        )
+        .await;
+        original_item(
+            &s,
+            first,
+            collection,
+            &[
+                ("ProcessedDataStart", n(1)),
+                ("JobStatus", st("EMR_PROCESSING")),
+                ("EMRReadyTime", n(1_700_000_900_000)),
+                ("EMRClusterId", st("j-3OLDCLUSTER1")),
+                ("TriggeredTime", n(1_700_000_000_000)),
+            ],
+        )
+        .await;
+        original_item(
+            &s,
+            first,
+            collection,
+            &[
+                ("ProcessedDataEnd", n(end)),
+                ("JobStatus", st("EMR_COMPLETED")),
+            ],
+        )
+        .await;
+    }
+    // Second run: claimant found nothing (ProcessedDataEnd written as NULL), contract failed,
+    // statement holds a status this version does not know.
+    original_item(
+        &s,
+        second,
+        "core:claimant",
+        &[
+            ("JobStatus", st("EMR_COMPLETED")),
+            ("TriggeredTime", n(1_700_003_600_000)),
+            ("ProcessedDataStart", n(1_700_000_100_001)),
+            ("ProcessedDataEnd", AttributeValue::Null(true)),
+        ],
+    )
+    .await;
+    original_item(
+        &s,
+        second,
+        "core:contract",
+        &[
+            ("JobStatus", st("EMR_FAILED")),
+            ("TriggeredTime", n(1_700_003_600_000)),
+            ("ProcessedDataStart", n(1_700_000_050_001)),
+        ],
+    )
+    .await;
+    original_item(
+        &s,
+        second,
+        "core:statement",
+        &[
+            ("JobStatus", st("EMR_RETRYING")),
+            ("TriggeredTime", n(1_700_003_600_000)),
+        ],
+    )
+    .await;
+
+    let trigger = now_ms();
+    let outcome = schedule(&request("r-switch", None, trigger), &s.ctx)
+        .await
+        .expect("the first run after the switch");
+    let claimant = c("core:claimant");
+    let (contract, statement) = (c("db.core.contract"), c("db.core.statement"));
+    // Claimant continues from the original's watermark + 1, past the empty run.
+    let launched = launches(&s).await;
+    assert_eq!(launched.len(), 1, "{launched:?}");
+    let windows: Vec<_> = launched[0]
+        .collections
+        .iter()
+        .map(|w| (w.collection.clone(), w.window))
+        .collect();
+    assert_eq!(
+        windows,
+        vec![(
+            claimant.clone(),
+            Window::new(1_700_000_100_001, trigger).expect("window")
+        )]
+    );
+    let mut deferred = outcome.deferred.clone();
+    deferred.sort();
+    assert_eq!(deferred, vec![contract.clone(), statement.clone()]);
+
+    // Our items and locks are keyed as the original keys them.
+    let raw = s
+        .aws
+        .dynamodb()
+        .get_item()
+        .table_name(s.ctx.store.table())
+        .key("CorrelationId", st("r-switch"))
+        .key("Collection", st("core:claimant"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        raw.item().and_then(|i| i.get("JobStatus")),
+        Some(&st("LAMBDA_TRIGGERED"))
+    );
+    let lock = s
+        .aws
+        .dynamodb()
+        .get_item()
+        .table_name(s.ctx.store.table())
+        .key("CorrelationId", st("#lock"))
+        .key("Collection", st("core:claimant"))
+        .send()
+        .await
+        .expect("get lock");
+    assert!(lock.item().is_some(), "the lock is keyed core:claimant");
+
+    // One alert names the secret entry we skipped, one the deferrals and what to do.
+    let alerts = alerts(&s).await;
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    assert_eq!(
+        alerts[0]["detail"]["cause"],
+        "collections secret entry `db.core.broken` is not valid: field `table` is missing"
+    );
+    let cause = alerts[1]["detail"]["cause"].as_str().expect("cause");
+    assert!(
+        cause.contains(&format!(
+            "collection `db.core.contract` has an unacknowledged failed run `{second}` (EMR_FAILED at 2023-11-14T23:13:20Z); \
+             acknowledge it with `intradayctl ack {second} --collection db.core.contract --reason '<why>'`"
+        )),
+        "{cause}"
+    );
+    assert!(
+        cause.contains(&format!(
+            "collection `db.core.statement` has an item of run `{second}` that cannot be read (unknown job status `EMR_RETRYING`"
+        )),
+        "{cause}"
+    );
+
+    // The operator's hand-made acknowledgement, as the original's runbook says, releases it.
+    original_item(&s, second, "core:contract", &[("JobStatus", st("_FAILED"))]).await;
+    schedule(
+        &request("r-after-ack", Some(vec![contract.clone()]), trigger),
+        &s.ctx,
+    )
+    .await
+    .expect("after the acknowledgement");
+    let launched = launches(&s).await;
+    assert_eq!(launched.len(), 1, "{launched:?}");
+    assert_eq!(launched[0].collections[0].collection, contract);
+    assert_eq!(
+        launched[0].collections[0].window,
+        Window::new(1_700_000_050_001, trigger).expect("window")
+    );
+    assert!(!launched[0].collections[0].pii);
 }

@@ -32,7 +32,7 @@ fn lock_key(collection: &Collection) -> Item {
         ),
         (
             ATTR_COLLECTION.to_owned(),
-            AttributeValue::S(collection.name()),
+            AttributeValue::S(collection.job_key()),
         ),
     ])
 }

@@ -20,7 +20,8 @@ async fn moto_reads_the_collections_secret_in_the_original_format() {
     assert_eq!(collections.len(), 1);
     assert!(collections.iter().all(|e| e.pii));
 
-    // Overwriting updates; a broken value is an error naming the entry.
+    // Overwriting updates; a broken entry is refused alone, naming it; a broken value is an
+    // error.
     secrets
         .put(
             &name,
@@ -28,11 +29,25 @@ async fn moto_reads_the_collections_secret_in_the_original_format() {
         )
         .await
         .expect("update");
+    let one_bad = secrets.collections(&name).await.expect("readable");
+    assert!(one_bad.is_empty());
+    assert_eq!(
+        one_bad
+            .refused()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["collections secret entry `db.core.x` is not valid: field `table` is missing"]
+    );
+    secrets
+        .put(&name, "{\"collections\": {}}")
+        .await
+        .expect("update");
     let err = secrets.collections(&name).await.expect_err("broken");
     assert!(matches!(err, AwsError::Domain(_)));
     assert_eq!(
         err.to_string(),
-        "collections secret entry `db.core.x` is not valid: field `table` is missing"
+        "collections secret is not valid: it has no `collections_all` key"
     );
 
     let missing = secrets.string("/intraday/none").await.expect_err("missing");

@@ -1,5 +1,6 @@
-//! Collection names: `db.<db>.<table>` in the secret and the job table, `<db>:<table>` in
-//! HBase, `<db>_<table>` in Hive and in S3 paths.
+//! Collection names: `db.<db>.<table>` as the secret's keys and our messages write them,
+//! `<db>:<table>` in HBase and in the job table (the original keyed its items by the HBase
+//! table name, so watermarks and failures carry over), `<db>_<table>` in Hive and in S3 paths.
 
 use std::fmt;
 use std::str::FromStr;
@@ -37,18 +38,19 @@ impl Collection {
         })
     }
 
-    /// Parses `db.<db>.<table>`.
+    /// Parses `db.<db>.<table>` or the job table's `<db>:<table>`.
     pub fn parse(name: &str) -> Result<Self, CoreError> {
         let invalid = |reason: &str| CoreError::InvalidCollection {
             name: name.to_owned(),
             reason: reason.to_owned(),
         };
-        let rest = name
-            .strip_prefix("db.")
-            .ok_or_else(|| invalid("a collection is written `db.<database>.<table>`"))?;
-        let (db, table) = rest
-            .split_once('.')
-            .ok_or_else(|| invalid("a collection is written `db.<database>.<table>`"))?;
+        const FORMS: &str =
+            "a collection is written `db.<database>.<table>` or `<database>:<table>`";
+        let (db, table) = match name.strip_prefix("db.") {
+            Some(rest) => rest.split_once('.'),
+            None => name.split_once(':'),
+        }
+        .ok_or_else(|| invalid(FORMS))?;
         validate_part(name, "database", db)?;
         validate_part(name, "table", table)?;
         Ok(Self {
@@ -65,7 +67,7 @@ impl Collection {
         &self.table
     }
 
-    /// The name in the secret and the job table: `db.<db>.<table>`.
+    /// The name in the secret's keys and in our messages: `db.<db>.<table>`.
     pub fn name(&self) -> String {
         format!("db.{}.{}", self.db, self.table)
     }
@@ -73,6 +75,12 @@ impl Collection {
     /// The HBase table: `<db>:<table>`.
     pub fn hbase_table(&self) -> String {
         format!("{}:{}", self.db, self.table)
+    }
+
+    /// The job table's `Collection` value: the HBase table name, as the original wrote it
+    /// (`core:claimant`), in items, locks and both indexes.
+    pub fn job_key(&self) -> String {
+        self.hbase_table()
     }
 
     /// The Hive table and the S3 folder: `<db>_<table>`, lower case as Hive and Glue fold it.
@@ -104,9 +112,9 @@ impl JsonSchema for Collection {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "A collection, `db.<database>.<table>`.",
+            "description": "A collection, `db.<database>.<table>` (or the job table's `<database>:<table>`).",
             "type": "string",
-            "pattern": r"^db\.[A-Za-z0-9][A-Za-z0-9_]*\.[A-Za-z0-9][A-Za-z0-9_]*$"
+            "pattern": r"^(db\.[A-Za-z0-9][A-Za-z0-9_]*\.[A-Za-z0-9][A-Za-z0-9_]*|[A-Za-z0-9][A-Za-z0-9_]*:[A-Za-z0-9][A-Za-z0-9_]*)$"
         })
     }
 }
@@ -180,7 +188,9 @@ mod tests {
         assert_eq!(c.hive_table(), "core_claimant");
         assert_eq!(c.latest_view(), "v_core_claimant_latest");
         assert_eq!(c.to_string(), "db.core.claimant");
-        assert_eq!(Collection::from_hbase_table("core:claimant"), Ok(c));
+        assert_eq!(c.job_key(), "core:claimant");
+        assert_eq!(Collection::from_hbase_table("core:claimant"), Ok(c.clone()));
+        assert_eq!(Collection::parse("core:claimant"), Ok(c));
     }
 
     #[test]
@@ -188,9 +198,15 @@ mod tests {
         let cases = [
             (
                 "core.claimant",
-                "a collection is written `db.<database>.<table>`",
+                "a collection is written `db.<database>.<table>` or `<database>:<table>`",
             ),
-            ("db.core", "a collection is written `db.<database>.<table>`"),
+            (
+                "db.core",
+                "a collection is written `db.<database>.<table>` or `<database>:<table>`",
+            ),
+            ("core:", "the table name is empty"),
+            ("core:a:b", "the table name holds ':'"),
+            (":claimant", "the database name is empty"),
             ("db..claimant", "the database name is empty"),
             ("db.core.", "the table name is empty"),
             ("db.core.a/b", "the table name holds '/'"),
@@ -231,6 +247,7 @@ mod tests {
             let c = Collection::new(&db, &table).expect("valid parts");
             prop_assert_eq!(Collection::parse(&c.name()), Ok(c.clone()));
             prop_assert_eq!(Collection::from_hbase_table(&c.hbase_table()), Ok(c.clone()));
+            prop_assert_eq!(Collection::parse(&c.job_key()), Ok(c.clone()));
             let json = serde_json::to_string(&c).expect("serialises");
             prop_assert_eq!(serde_json::from_str::<Collection>(&json).expect("parses"), c);
         }

@@ -17,7 +17,9 @@ mod window;
 pub use collection::Collection;
 pub use error::CoreError;
 pub use location::{DatabaseName, OutputFormat, S3Uri};
-pub use plan::{DeferReason, LockState, RunPlan, WaitPolicy, plan_run};
+pub use plan::{
+    DeferReason, HistoryItem, LockState, RunPlan, WaitPolicy, history_blocker, plan_run,
+};
 pub use run::{CorrelationId, JobRecord, run_folder};
 pub use secret::{CollectionEntry, Collections, parse_collections_secret};
 pub use status::{JobStatus, TRANSITIONS, Transition};

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::{Collection, CorrelationId, JobStatus};
+use crate::{Collection, CorrelationId, JobRecord, JobStatus};
 
 /// What the lock of one collection says, read consistently from the job table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,44 @@ pub enum LockState {
         /// When the holder's item last changed status (its failure time, for a failed run).
         since_ms: Option<u64>,
     },
+    /// No lock, but an item of another run whose status cannot be read (a status this
+    /// version does not know, a malformed attribute): it blocks until someone fixes it,
+    /// because we cannot tell whether that run is still going or failed.
+    Unreadable { run: String, reason: String },
+}
+
+/// One item of a collection's history as read from the job table: a job, or the run id and
+/// why the item could not be read.
+pub type HistoryItem = Result<JobRecord, (String, String)>;
+
+/// What a collection's history says when its lock is free. The original kept no locks: its
+/// failed runs block their collections through their items alone, until an operator rewrites
+/// `EMR_FAILED` as `_FAILED`. So, lock or no lock, an unacknowledged failure of another run
+/// blocks, and so does an item we cannot read. Active items without a lock do not: a run of
+/// ours takes the lock before it launches, and the cut-over lets the original's last run end
+/// first (`intradayctl migrate check` names any that has not).
+pub fn history_blocker(history: &[HistoryItem], run: &CorrelationId) -> LockState {
+    for item in history {
+        match item {
+            Ok(job) if &job.correlation_id == run => {}
+            Ok(job) if job.status.is_unacknowledged_failure() => {
+                return LockState::HeldBy {
+                    holder: job.correlation_id.clone(),
+                    status: Some(job.status),
+                    since_ms: job.status_changed_at.or(Some(job.triggered_time)),
+                };
+            }
+            Ok(_) => {}
+            Err((other, _)) if other == run.as_str() => {}
+            Err((other, reason)) => {
+                return LockState::Unreadable {
+                    run: other.clone(),
+                    reason: reason.clone(),
+                };
+            }
+        }
+    }
+    LockState::Free
 }
 
 /// Why a collection's part of a run is deferred.
@@ -39,6 +77,8 @@ pub enum DeferReason {
     },
     /// The collection's watermark is at or past the end of the window: nothing to extract.
     NothingToExtract { start_ms: u64, end_ms: u64 },
+    /// An item of another run cannot be read (see [`LockState::Unreadable`]).
+    UnreadableItem { run: String, reason: String },
 }
 
 /// The decision for one attempt of a run.
@@ -91,6 +131,13 @@ pub fn plan_run(
     for (collection, lock) in locks {
         match lock {
             LockState::Free | LockState::Ours => ready.push(collection.clone()),
+            LockState::Unreadable { run, reason } => plan.defer.push((
+                collection.clone(),
+                DeferReason::UnreadableItem {
+                    run: run.clone(),
+                    reason: reason.clone(),
+                },
+            )),
             LockState::HeldBy {
                 holder,
                 status: Some(status),
@@ -297,6 +344,96 @@ mod tests {
                 DeferReason::WaitedTooLong {
                     holder: run("slow"),
                     waited: Duration::from_secs(1200)
+                }
+            )]
+        );
+    }
+
+    fn job(id: &str, status: JobStatus) -> HistoryItem {
+        let mut job = JobRecord::new(run(id), c("a"), status, 100);
+        job.status_changed_at = Some(200);
+        Ok(job)
+    }
+
+    #[test]
+    fn history_blocks_on_another_runs_unacknowledged_failure_or_unreadable_item() {
+        let me = run("now");
+        let cases: Vec<(&str, Vec<HistoryItem>, LockState)> = vec![
+            ("no history", vec![], LockState::Free),
+            (
+                "completed, deferred and acknowledged runs never block",
+                vec![
+                    job("a", JobStatus::EmrCompleted),
+                    job("b", JobStatus::Deferred),
+                    job("c", JobStatus::AcknowledgedEmrFailed),
+                    job("d", JobStatus::AcknowledgedLambdaFailed),
+                ],
+                LockState::Free,
+            ),
+            (
+                "an active item without a lock does not block: the lock decides",
+                vec![job("a", JobStatus::EmrProcessing)],
+                LockState::Free,
+            ),
+            (
+                "the original's EMR_FAILED blocks",
+                vec![
+                    job("a", JobStatus::EmrCompleted),
+                    job("old", JobStatus::EmrFailed),
+                ],
+                LockState::HeldBy {
+                    holder: run("old"),
+                    status: Some(JobStatus::EmrFailed),
+                    since_ms: Some(200),
+                },
+            ),
+            (
+                "this run's own items never block it",
+                vec![
+                    job("now", JobStatus::LambdaFailed),
+                    Err(("now".into(), "x".into())),
+                ],
+                LockState::Free,
+            ),
+            (
+                "an item with an unknown status blocks, naming it",
+                vec![Err(("old".into(), "unknown job status `RUNNING`".into()))],
+                LockState::Unreadable {
+                    run: "old".into(),
+                    reason: "unknown job status `RUNNING`".into(),
+                },
+            ),
+        ];
+        for (name, history, want) in cases {
+            assert_eq!(history_blocker(&history, &me), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_item_defers_its_collection_alone() {
+        let plan = plan_run(
+            &[
+                (
+                    c("a"),
+                    LockState::Unreadable {
+                        run: "old".into(),
+                        reason: "why".into(),
+                    },
+                ),
+                (c("b"), LockState::Free),
+            ],
+            0,
+            0,
+            WaitPolicy::default(),
+        );
+        assert_eq!(plan.launch, vec![c("b")]);
+        assert_eq!(
+            plan.defer,
+            vec![(
+                c("a"),
+                DeferReason::UnreadableItem {
+                    run: "old".into(),
+                    reason: "why".into()
                 }
             )]
         );

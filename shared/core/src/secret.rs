@@ -17,13 +17,20 @@ pub struct CollectionEntry {
     pub pii: bool,
 }
 
-/// Every collection in the secret, by name.
+/// Every collection in the secret, by name, and the entries refused.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Collections {
     entries: BTreeMap<Collection, CollectionEntry>,
+    refused: Vec<CoreError>,
 }
 
 impl Collections {
+    /// Entries the parser refused, each a [`CoreError::SecretEntry`] naming the entry and why.
+    /// The original read each entry on its own, so one bad entry stops only itself.
+    pub fn refused(&self) -> &[CoreError] {
+        &self.refused
+    }
+
     pub fn get(&self, collection: &Collection) -> Option<&CollectionEntry> {
         self.entries.get(collection)
     }
@@ -98,35 +105,48 @@ pub fn parse_collections_secret(secret_string: &str) -> Result<Collections, Core
             CoreError::SecretFormat("`collections_all` is not a dict of collections".to_owned())
         })?;
 
-    let mut entries = BTreeMap::new();
+    let mut entries: BTreeMap<Collection, CollectionEntry> = BTreeMap::new();
+    let mut keys: BTreeMap<Collection, &str> = BTreeMap::new();
+    let mut refused = Vec::new();
     for (name, body) in all {
-        let entry = parse_entry(name, body)?;
-        entries.insert(entry.collection.clone(), entry);
+        match parse_entry(name, body) {
+            Ok(entry) => match keys.get(&entry.collection) {
+                Some(first) => refused.push(CoreError::SecretEntry {
+                    entry: name.clone(),
+                    reason: format!(
+                        "it names `{}`, as entry `{first}` does already",
+                        entry.collection.job_key()
+                    ),
+                }),
+                None => {
+                    keys.insert(entry.collection.clone(), name);
+                    entries.insert(entry.collection.clone(), entry);
+                }
+            },
+            Err(e) => refused.push(e),
+        }
     }
-    Ok(Collections { entries })
+    Ok(Collections { entries, refused })
 }
 
+/// One entry. As in the original, the collection is built from the value's `db` and `table`
+/// and the key is only a label: an entry whose key disagrees with its value still names the
+/// HBase table `<db>:<table>` the original scanned and recorded.
 fn parse_entry(name: &str, body: &Value) -> Result<CollectionEntry, CoreError> {
     let bad = |reason: String| CoreError::SecretEntry {
         entry: name.to_owned(),
         reason,
     };
-    let collection = Collection::parse(name).map_err(|e| bad(e.to_string()))?;
     let fields = body
         .as_object()
         .ok_or_else(|| bad("its value is not a dict".to_owned()))?;
-    for (field, want) in [("db", collection.db()), ("table", collection.table())] {
-        match fields.get(field) {
-            Some(Value::String(got)) if got == want => {}
-            Some(Value::String(got)) => {
-                return Err(bad(format!(
-                    "field `{field}` is `{got}` but the name says `{want}`"
-                )));
-            }
-            Some(_) => return Err(bad(format!("field `{field}` is not a string"))),
-            None => return Err(bad(format!("field `{field}` is missing"))),
-        }
-    }
+    let field = |field: &str| match fields.get(field) {
+        Some(Value::String(got)) => Ok(got.as_str()),
+        Some(_) => Err(bad(format!("field `{field}` is not a string"))),
+        None => Err(bad(format!("field `{field}` is missing"))),
+    };
+    let collection =
+        Collection::new(field("db")?, field("table")?).map_err(|e| bad(e.to_string()))?;
     let pii = match fields.get("pii") {
         // The original tagged every object `pii=true`: an entry that does not say is treated
         // as personal data, the safe side for objects that hold decrypted records.
@@ -201,24 +221,6 @@ mod tests {
                 b64("{'collections_all': ["),
                 "collections secret is not valid: it is neither JSON nor a Python literal: unexpected end of text",
             ),
-            (
-                b64("{'collections_all': {'db.core.x': {'db': 'core'}}}"),
-                "collections secret entry `db.core.x` is not valid: field `table` is missing",
-            ),
-            (
-                b64("{'collections_all': {'db.core.x': {'db': 'core', 'table': 'y'}}}"),
-                "collections secret entry `db.core.x` is not valid: field `table` is `y` but the name says `x`",
-            ),
-            (
-                b64("{'collections_all': {'db.core.x/..': {'db': 'core', 'table': 'x'}}}"),
-                "collections secret entry `db.core.x/..` is not valid: invalid collection `db.core.x/..`: the table name holds '/'",
-            ),
-            (
-                b64(
-                    "{'collections_all': {'db.core.x': {'db': 'core', 'table': 'x', 'pii': 'maybe'}}}",
-                ),
-                "collections secret entry `db.core.x` is not valid: field `pii` is \"maybe\"",
-            ),
         ];
         for (secret, want) in cases {
             let err = parse_collections_secret(&secret)
@@ -226,6 +228,49 @@ mod tests {
                 .to_string();
             assert!(err.starts_with(want), "want {want:?}, got {err:?}");
         }
+    }
+
+    #[test]
+    fn a_bad_entry_is_refused_alone_naming_it_and_why() {
+        let entries = [
+            "'db.core.ok': {'db': 'core', 'table': 'ok'}",
+            "'db.core.x': {'db': 'core'}",
+            "'db.core.y': {'db': 'core', 'table': 'x/..'}",
+            "'db.core.z': {'db': 'core', 'table': 'z', 'pii': 'maybe'}",
+            "'db.core.w': 'core:w'",
+            "'db.core.ok_again': {'db': 'core', 'table': 'ok'}",
+        ];
+        let text = format!("{{'collections_all': {{{}}}}}", entries.join(", "));
+        let collections = parse_collections_secret(&b64(&text)).expect("the secret is readable");
+        let names: Vec<_> = collections.iter().map(|e| e.collection.job_key()).collect();
+        assert_eq!(names, ["core:ok"]);
+        let refused: Vec<_> = collections
+            .refused()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let want = [
+            "collections secret entry `db.core.x` is not valid: field `table` is missing",
+            "collections secret entry `db.core.y` is not valid: invalid collection `db.core.x/..`: the table name holds '/'; only ASCII letters, digits and `_` are allowed",
+            "collections secret entry `db.core.z` is not valid: field `pii` is \"maybe\"; use \"true\" or \"false\"",
+            "collections secret entry `db.core.w` is not valid: its value is not a dict",
+            "collections secret entry `db.core.ok_again` is not valid: it names `core:ok`, as entry `db.core.ok` does already",
+        ];
+        let mut got = refused.clone();
+        got.sort();
+        let mut want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_collection_comes_from_the_value_as_the_original_read_it() {
+        let text =
+            "{'collections_all': {'claimant (legacy name)': {'db': 'core', 'table': 'claimant'}}}";
+        let collections = parse_collections_secret(&b64(text)).expect("valid secret");
+        let names: Vec<_> = collections.iter().map(|e| e.collection.job_key()).collect();
+        assert_eq!(names, ["core:claimant"]);
+        assert!(collections.refused().is_empty());
     }
 
     #[test]

@@ -105,6 +105,44 @@ fn wait_for(endpoint: &str) {
 /// Creates a job table shaped like the template's (key CorrelationId/Collection, GSIs
 /// byCollection and byCluster) and returns its name.
 pub async fn job_table(aws: &Aws) -> String {
+    create_job_table(aws, true).await
+}
+
+/// Creates a job table shaped like the original system's (its `dynamodb.tf`: the same key and
+/// `byCollection`, no `byCluster`) and returns its name.
+pub async fn original_job_table(aws: &Aws) -> String {
+    create_job_table(aws, false).await
+}
+
+/// Writes one job item as the original system does: `UpdateItem` with `AttributeUpdates`,
+/// each a PUT, keyed by its UUID run id and the HBase table name (`core:claimant`).
+pub async fn original_job_item(
+    aws: &Aws,
+    table: &str,
+    run: &str,
+    collection: &str,
+    attrs: &[(&str, intraday_aws::AttributeValue)],
+) {
+    use aws_sdk_dynamodb::types::{AttributeValue, AttributeValueUpdate};
+    let mut update = aws
+        .dynamodb()
+        .update_item()
+        .table_name(table)
+        .key("CorrelationId", AttributeValue::S(run.to_owned()))
+        .key("Collection", AttributeValue::S(collection.to_owned()));
+    for (name, value) in attrs {
+        update = update.attribute_updates(
+            *name,
+            AttributeValueUpdate::builder().value(value.clone()).build(),
+        );
+    }
+    update
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the original's UpdateItem on {table}: {e:?}"));
+}
+
+async fn create_job_table(aws: &Aws, by_cluster: bool) -> String {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
         Projection, ProjectionType, ScalarAttributeType,
@@ -130,14 +168,14 @@ pub async fn job_table(aws: &Aws) -> String {
             .set_non_key_attributes(Some(names.iter().map(|s| (*s).to_owned()).collect()))
             .build()
     };
-    aws.dynamodb()
+    let mut create = aws
+        .dynamodb()
         .create_table()
         .table_name(&name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attr("CorrelationId", ScalarAttributeType::S))
         .attribute_definitions(attr("Collection", ScalarAttributeType::S))
         .attribute_definitions(attr("TriggeredTime", ScalarAttributeType::N))
-        .attribute_definitions(attr("EMRClusterId", ScalarAttributeType::S))
         .key_schema(key("CorrelationId", KeyType::Hash))
         .key_schema(key("Collection", KeyType::Range))
         .global_secondary_indexes(
@@ -152,15 +190,20 @@ pub async fn job_table(aws: &Aws) -> String {
                 ]))
                 .build()
                 .expect("byCollection"),
-        )
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("byCluster")
-                .key_schema(key("EMRClusterId", KeyType::Hash))
-                .projection(include(&["JobStatus"]))
-                .build()
-                .expect("byCluster"),
-        )
+        );
+    if by_cluster {
+        create = create
+            .attribute_definitions(attr("EMRClusterId", ScalarAttributeType::S))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("byCluster")
+                    .key_schema(key("EMRClusterId", KeyType::Hash))
+                    .projection(include(&["JobStatus"]))
+                    .build()
+                    .expect("byCluster"),
+            );
+    }
+    create
         .send()
         .await
         .unwrap_or_else(|e| panic!("create table {name}: {e:?}"));
