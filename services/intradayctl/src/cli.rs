@@ -139,6 +139,9 @@ pub enum Command {
         #[arg(long)]
         hbase_root: Option<String>,
     },
+    /// Switching from the original system: what the first run would do.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
     /// The whole pipeline on this machine, against moto server on loopback.
     #[command(subcommand)]
     Local(LocalCommand),
@@ -168,6 +171,22 @@ pub enum LocalCommand {
         /// intradayctl].
         #[arg(long, value_name = "PATH")]
         extractor: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Per collection: the last completed window, where the next run starts, what blocks it
+    /// and the catalog table; then every problem that would stop a run, each with its fix.
+    /// Reads the job table, the collections secret and the catalog; changes nothing. Exit
+    /// status 1 when there is a problem.
+    #[command(
+        after_help = "Example:\n  intradayctl --stack intraday migrate check\n  intradayctl migrate check --output json | jq '.problems'"
+    )]
+    Check {
+        /// The catalog database to look in [default: the stack's GlueDatabaseName, else intraday].
+        #[arg(long)]
+        database: Option<String>,
     },
 }
 

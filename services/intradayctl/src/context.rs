@@ -28,6 +28,8 @@ pub struct Resources {
     pub alerts_topic_arn: String,
     pub collections_secret: String,
     pub hbase_root: Option<String>,
+    /// The catalog database the scheduled runs write to.
+    pub database: String,
 }
 
 impl Resources {
@@ -68,6 +70,11 @@ impl Resources {
                 .get("HBaseRootS3Uri")
                 .cloned()
                 .filter(|r| !r.is_empty()),
+            database: parameters
+                .get("GlueDatabaseName")
+                .cloned()
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| intraday_core::DatabaseName::DEFAULT.to_owned()),
         })
     }
 

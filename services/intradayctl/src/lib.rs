@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::CommandFactory;
 use intraday_aws::AwsSettings;
 
-use cli::{Cli, ClusterCommand, Command, DlqCommand, LocalCommand};
-use commands::{ack, cluster, dlq, reap, replay, runs, status};
+use cli::{Cli, ClusterCommand, Command, DlqCommand, LocalCommand, MigrateCommand};
+use commands::{ack, cluster, dlq, migrate, reap, replay, runs, status};
 use context::Env;
 use output::Report;
 
@@ -144,6 +144,9 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
             dry_run,
             hbase_root,
         } => reap::reap(&env, &cluster_id, dry_run, hbase_root.as_deref()).await,
+        Command::Migrate(MigrateCommand::Check { database }) => {
+            migrate::check(&env, database.as_deref()).await
+        }
         Command::Local(LocalCommand::Demo { .. }) => {
             Err(CtlError::Other("`local demo` runs without a stack".into()))
         }

@@ -16,8 +16,10 @@ async fn main() -> ExitCode {
             // quietly, as it does for other command-line tools, rather than in a panic.
             let mut out = std::io::stdout().lock();
             match writeln!(out, "{}", report.render(format)).and_then(|()| out.flush()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Ok(()) => ExitCode::from(report.exit_code),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    ExitCode::from(report.exit_code)
+                }
                 Err(e) => {
                     eprintln!("intradayctl: cannot write the result: {e}");
                     ExitCode::FAILURE

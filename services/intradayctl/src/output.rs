@@ -20,6 +20,9 @@ pub struct Report {
     pub json: Value,
     /// Lines printed after a table (hints, next commands); not part of the JSON.
     pub notes: Vec<String>,
+    /// The exit status after printing: non-zero when the command worked but found problems
+    /// (`migrate check`), so scripts can stop on them.
+    pub exit_code: u8,
 }
 
 impl Report {

@@ -269,3 +269,212 @@ async fn moto_unknown_stack_says_what_to_do() {
         "{err}"
     );
 }
+
+/// A stack deployed over the original's resources: its job table (no `byCluster` index), its
+/// collections secret and its alerts topic, adopted through the template's parameters.
+#[tokio::test]
+async fn moto_migrate_check_reads_the_originals_table_secret_and_catalog_and_changes_nothing() {
+    use base64::Engine;
+    use intraday_aws::{AttributeValue, Catalog, Column, Secrets, Storage, TableSpec};
+
+    let aws = kit::aws().await;
+    let table = kit::original_job_table(&aws).await;
+    let secret = format!("/intraday/{}", kit::unique("collections"));
+    let literal = "{'collections_all': {'db.core.claimant': {'db': 'core', 'table': 'claimant', 'pii': 'true'}, \
+        'db.core.contract': {'db': 'core', 'table': 'contract'}, 'db.core.statement': {'db': 'core', 'table': 'statement'}, \
+        'db.core.broken': {'table': 'broken'}}}";
+    Secrets::new(aws.secrets())
+        .put(
+            &secret,
+            &base64::engine::general_purpose::STANDARD.encode(literal),
+        )
+        .await
+        .expect("the original's secret");
+    let (topic, _) = kit::topic_with_queue(&aws).await;
+    let database = kit::unique("legacy").replace('-', "_");
+
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/template.yaml"
+    ))
+    .expect("template");
+    let name = kit::unique("adopt");
+    let deployed = Stacks::new(aws.cloudformation())
+        .create(
+            &name,
+            &template,
+            &[
+                ("Prefix", &name),
+                ("JobTableName", &table),
+                ("AdoptJobTable", "true"),
+                ("CollectionsSecretName", &secret),
+                ("AdoptCollectionsSecret", "true"),
+                ("ExistingAlertsTopicArn", &topic),
+                ("GlueDatabaseName", &database),
+                ("EnableSchedules", "false"),
+                ("EnforceTls", "false"),
+                ("CodeBucket", ""),
+            ],
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("stack over the original's resources");
+    // Nothing of the original's was created again: the outputs name what exists.
+    assert_eq!(deployed.outputs["JobTableName"], table);
+    assert_eq!(deployed.outputs["AlertsTopicArn"], topic);
+    let topics = aws.sns().list_topics().send().await.expect("topics");
+    assert!(
+        !topics
+            .topics()
+            .iter()
+            .filter_map(|t| t.topic_arn())
+            .any(|arn| arn.ends_with(&format!(":{name}-alerts"))),
+        "the stack made its own alerts topic"
+    );
+
+    let uuid = "6fa459ea-ee8a-3ca4-894e-db77e160355e";
+    let item = |collection: &'static str, attrs: Vec<(&'static str, AttributeValue)>| {
+        let (aws, table) = (&aws, &table);
+        async move { kit::original_job_item(aws, table, uuid, collection, &attrs).await }
+    };
+    let n = |v: u64| AttributeValue::N(v.to_string());
+    let st = |v: &str| AttributeValue::S(v.to_owned());
+    item(
+        "core:claimant",
+        vec![
+            ("JobStatus", st("EMR_COMPLETED")),
+            ("TriggeredTime", n(1_700_000_000_000)),
+            ("ProcessedDataEnd", n(1_700_000_100_000)),
+        ],
+    )
+    .await;
+    item(
+        "core:contract",
+        vec![
+            ("JobStatus", st("EMR_FAILED")),
+            ("TriggeredTime", n(1_700_000_000_000)),
+        ],
+    )
+    .await;
+    item(
+        "core:statement",
+        vec![
+            ("JobStatus", st("EMR_RETRYING")),
+            ("TriggeredTime", n(1_700_000_000_000)),
+        ],
+    )
+    .await;
+    // The original's unpartitioned CSV table for claimant.
+    let catalog = Catalog::new(aws.glue());
+    catalog.ensure_database(&database).await.expect("database");
+    catalog
+        .upsert_table(
+            &database,
+            &TableSpec {
+                name: "core_claimant".into(),
+                columns: ["id", "record_timestamp", "record"]
+                    .map(|c| Column::new(c, "string"))
+                    .to_vec(),
+                partition_keys: vec![],
+                location: "s3://published/intraday/core_claimant".into(),
+                storage: Storage {
+                    input_format: "org.apache.hadoop.mapred.TextInputFormat".into(),
+                    output_format: "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
+                        .into(),
+                    serde_library: "org.apache.hadoop.hive.serde2.OpenCSVSerde".into(),
+                    serde_parameters: Default::default(),
+                    compressed: false,
+                },
+                parameters: Default::default(),
+            },
+        )
+        .await
+        .expect("the original's table");
+
+    let s = Stack {
+        name,
+        outputs: deployed.outputs,
+    };
+    let before = aws
+        .dynamodb()
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("scan")
+        .count();
+    let out = ctl(&s, &["migrate", "check", "--output", "json"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(report["job_table"], table.as_str());
+    assert_eq!(report["database"], database.as_str());
+    assert_eq!(report["ready"], false);
+    let by_name = |c: &str| {
+        report["collections"]
+            .as_array()
+            .expect("collections")
+            .iter()
+            .find(|e| e["collection"] == c)
+            .cloned()
+            .unwrap_or_else(|| panic!("{c} missing from {report:#}"))
+    };
+    let claimant = by_name("core:claimant");
+    assert_eq!(claimant["next_window_start_ms"], 1_700_000_100_001u64);
+    assert_eq!(claimant["last_completed"]["run"], uuid);
+    assert_eq!(claimant["blocked_by"], serde_json::Value::Null);
+    assert_eq!(claimant["table"], "the original's (not partitioned)");
+    let contract = by_name("core:contract");
+    assert_eq!(contract["next_window_start_ms"], 0);
+    assert_eq!(contract["pii"], true);
+    assert_eq!(
+        contract["blocked_by"]["fix"],
+        format!("intradayctl ack {uuid} --collection db.core.contract --reason '<why>'")
+    );
+    assert_eq!(
+        by_name("core:statement")["blocked_by"]["what"],
+        format!(
+            "an item of run `{uuid}` cannot be read: unknown job status `EMR_RETRYING`; expected one of LAMBDA_TRIGGERED, WAITING, DEFERRED, EMR_LAUNCHED, EMR_PROCESSING, EMR_COMPLETED, EMR_FAILED, LAMBDA_FAILED, _FAILED, _LAMBDA_FAILED"
+        )
+    );
+    let problems: Vec<&str> = report["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    let want_starts = [
+        format!("the job table `{table}` has no index `byCluster`"),
+        "collections secret entry `db.core.broken` is not valid: field `db` is missing; that entry is skipped".to_owned(),
+        format!("core:contract: run `{uuid}` is EMR_FAILED, not acknowledged; intradayctl ack"),
+        format!("core:statement: an item of run `{uuid}` cannot be read"),
+        format!("table `{database}.core_claimant` is the original's"),
+    ];
+    for want in &want_starts {
+        assert!(
+            problems.iter().any(|p| p.starts_with(want.as_str())),
+            "no problem starting {want:?} in {problems:#?}"
+        );
+    }
+    assert_eq!(problems.len(), want_starts.len(), "{problems:#?}");
+
+    // The table for people says the same, and nothing was written.
+    let out = ctl(&s, &["migrate", "check"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("5 problem(s):"), "{shown}");
+    assert!(
+        shown.lines().any(|l| l.starts_with("core:claimant")
+            && l.contains("2023-11-14T22:15:00Z")
+            && l.contains("2023-11-14T22:15:00.001Z")),
+        "{shown}"
+    );
+    let after = aws
+        .dynamodb()
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("scan")
+        .count();
+    assert_eq!(before, after);
+}

@@ -3,6 +3,7 @@
 pub mod ack;
 pub mod cluster;
 pub mod dlq;
+pub mod migrate;
 pub mod reap;
 pub mod replay;
 pub mod runs;
