@@ -6,6 +6,7 @@ use crate::TableBuilderError;
 
 pub struct Config {
     pub job_table: String,
+    pub alerts_topic_arn: String,
 }
 
 impl Config {
@@ -14,6 +15,10 @@ impl Config {
             job_table: required(
                 "INTRADAY_JOB_TABLE",
                 "it names the job table (stack output JobTableName)",
+            )?,
+            alerts_topic_arn: required(
+                "INTRADAY_ALERTS_TOPIC_ARN",
+                "it names the alerts topic (stack output AlertsTopicArn)",
             )?,
         })
     }

@@ -8,9 +8,12 @@
 //! finishes it.
 
 use intraday_aws::jobs::ATTR_DATA_END;
-use intraday_aws::{AwsError, Catalog, JobStore, TxOp, Value};
-use intraday_core::{JobRecord, JobStatus};
-use intraday_events::{ExtractionCompleted, Inbound, Message as Event};
+use intraday_aws::{Alerts, AwsError, Catalog, JobStore, TxOp, Value};
+use intraday_core::{Collection, JobRecord, JobStatus};
+use intraday_events::{
+    Alert, AlertDetail, ExtractionCompleted, Inbound, MESSAGE_VERSION, Message as Event,
+    NotificationType, Severity,
+};
 use intraday_runtime::{HandlerError, HandlerFuture, Message};
 
 use crate::TableBuilderError;
@@ -28,6 +31,7 @@ pub const MAX_TRANSACTION_ACTIONS: usize = 100;
 pub struct Ctx {
     pub store: JobStore,
     pub catalog: Catalog,
+    pub alerts: Alerts,
 }
 
 /// What one delivery did; tests read it, the handler logs it.
@@ -80,10 +84,18 @@ pub async fn complete(
         });
     }
     let items = run_items(event, ctx).await?;
-    let pending: Vec<&JobRecord> = items
+    let mut pending: Vec<&JobRecord> = items
         .iter()
         .filter(|j| j.status != JobStatus::EmrCompleted)
         .collect();
+    if pending.is_empty() {
+        return Ok(Completed::Already);
+    }
+    let refused = refused_tables(event, &plan, &pending, ctx).await?;
+    // An earlier delivery failed these already, for the same reason.
+    pending.retain(|j| {
+        !(j.status == JobStatus::LambdaFailed && refused.iter().any(|r| r.0 == j.collection))
+    });
     if pending.is_empty() {
         return Ok(Completed::Already);
     }
@@ -98,11 +110,38 @@ pub async fn complete(
         });
     }
 
+    // Said before the write that fails the items: if the write is lost, the next delivery
+    // says it again (a duplicate alert), but a failure is never silent.
+    if !refused.is_empty() {
+        ctx.alerts
+            .publish(&refused_alert(event, &refused))
+            .await
+            .map_err(|source| TableBuilderError::Store {
+                run: run.clone(),
+                action: "publishing the refused-table alert",
+                source: Box::new(source),
+            })?;
+    }
+    let plan: Vec<CollectionTables> = plan
+        .into_iter()
+        .filter(|t| !refused.iter().any(|r| r.0 == t.collection))
+        .collect();
     let partitions = register(event, &plan, ctx).await?;
 
     let mut ops = Vec::with_capacity(pending.len() * 2);
     let mut locks_released = 0;
     for job in &pending {
+        // Its output stays where the extractor wrote it, unregistered; the lock stays too, so
+        // the collection waits for an operator as after any failure.
+        if refused.iter().any(|r| r.0 == job.collection) {
+            ops.push(TxOp::transition(
+                &event.correlation_id,
+                &job.collection,
+                JobStatus::LambdaFailed,
+                &[],
+            ));
+            continue;
+        }
         let result = event
             .collections
             .iter()
@@ -161,6 +200,78 @@ pub async fn complete(
             action: "completing the run's items",
             source: Box::new(source),
         }),
+    }
+}
+
+/// Collections whose existing table cannot take this run's output (see
+/// [`tables::refuse_change`]), with the table's name and why.
+async fn refused_tables(
+    event: &ExtractionCompleted,
+    plan: &[CollectionTables],
+    pending: &[&JobRecord],
+    ctx: &Ctx,
+) -> Result<Vec<(Collection, String, String)>, TableBuilderError> {
+    let database = event.database.as_str();
+    let mut refused = Vec::new();
+    for tables in plan
+        .iter()
+        .filter(|t| pending.iter().any(|j| j.collection == t.collection))
+    {
+        let name = &tables.table.name;
+        let current = ctx
+            .catalog
+            .get_table(database, name)
+            .await
+            .map_err(|source| TableBuilderError::Catalog {
+                run: event.correlation_id.to_string(),
+                action: format!("reading table `{database}.{name}`"),
+                source: Box::new(source),
+            })?;
+        if let Some(why) = current
+            .as_ref()
+            .and_then(|t| tables::refuse_change(t, &tables.table))
+        {
+            refused.push((tables.collection.clone(), format!("{database}.{name}"), why));
+        }
+    }
+    Ok(refused)
+}
+
+/// One alert for every collection whose table refused the run's output.
+pub fn refused_alert(
+    event: &ExtractionCompleted,
+    refused: &[(Collection, String, String)],
+) -> Alert {
+    let run = &event.correlation_id;
+    let cause = refused
+        .iter()
+        .map(|(c, table, why)| {
+            format!("table `{table}` of `{c}` was left as it is and this run's output for it was not registered: {why}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let acks = refused
+        .iter()
+        .map(|(c, ..)| format!("intradayctl ack {run} --collection {c} --reason '<why>'"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Alert {
+        version: MESSAGE_VERSION,
+        correlation_id: run.clone(),
+        severity: Severity::Critical,
+        notification_type: NotificationType::Error,
+        title_text: format!(
+            "Intraday run {run} could not register {} table(s)",
+            refused.len()
+        ),
+        collections: refused.iter().map(|(c, ..)| c.clone()).collect(),
+        detail: AlertDetail {
+            cause,
+            resolve: Some(format!(
+                "write to a database of its own (stack parameter GlueDatabaseName) or set the output format back to the table's; then {acks}; the next run extracts the same window again"
+            )),
+            ..AlertDetail::default()
+        },
     }
 }
 

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use intraday_aws::{AwsSettings, Catalog, JobStore};
+use intraday_aws::{Alerts, AwsSettings, Catalog, JobStore};
 use intraday_runtime::{init_logging, serve};
 use intraday_table_builder::{Ctx, TableBuilderError, config::Config, handler};
 
@@ -10,6 +10,7 @@ async fn context() -> Result<Ctx, TableBuilderError> {
     Ok(Ctx {
         store: JobStore::new(aws.dynamodb(), config.job_table),
         catalog: Catalog::new(aws.glue()),
+        alerts: Alerts::new(aws.sns(), config.alerts_topic_arn),
     })
 }
 

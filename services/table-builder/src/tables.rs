@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use intraday_aws::{Column, PartitionSpec, Storage, TableSpec, ViewSpec};
+use intraday_aws::{Column, PartitionSpec, Storage, TableInfo, TableSpec, ViewSpec};
 use intraday_core::{Collection, DatabaseName, OutputFormat, S3Uri};
 use intraday_events::{CollectionResult, ExtractionCompleted};
 
@@ -206,6 +206,49 @@ pub fn hive_view(
         ),
         parameters: BTreeMap::new(),
     }
+}
+
+/// The output format a table's SerDe reads, by our name where it is one of ours.
+fn format_of(serde_library: Option<&str>) -> String {
+    match serde_library {
+        Some(PARQUET_SERDE) => OutputFormat::Parquet.as_str().to_owned(),
+        Some(OPEN_CSV_SERDE) => OutputFormat::CsvGzip.as_str().to_owned(),
+        Some(other) => other.to_owned(),
+        None => "no SerDe".to_owned(),
+    }
+}
+
+/// Why the catalog's `current` table cannot become `wanted`, or `None` when it can.
+///
+/// A table never spans formats: engines read every partition through the table's schema, and
+/// Parquet's `bigint` timestamp and the CSV's `string` cannot be read together (Spark with
+/// Hive's SerDes fails on the old partitions with `Cannot inspect LongWritable`; the other
+/// way round it reads `.csv.gz` files as Parquet). A table that is not partitioned by `run`
+/// is not one of ours, typically the original's over its own folders: redefining it would
+/// hide those folders from everyone who queries it.
+pub fn refuse_change(current: &TableInfo, wanted: &TableSpec) -> Option<String> {
+    if current.table_type.as_deref() == Some("VIRTUAL_VIEW") {
+        return Some("it is a view, not a table".to_owned());
+    }
+    let keys: Vec<&str> = current
+        .partition_keys
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    if keys != [PARTITION_KEY] {
+        return Some(format!(
+            "it is not partitioned by `{PARTITION_KEY}` (partition keys: [{}]), so it is not one \
+             of Intraday's (the original's?) and redefining it would hide its data",
+            keys.join(", ")
+        ));
+    }
+    let (have, want) = (
+        format_of(current.serde_library.as_deref()),
+        format_of(Some(&wanted.storage.serde_library)),
+    );
+    (have != want).then(|| {
+        format!("its partitions are {have} and this run wrote {want}; one table cannot hold both")
+    })
 }
 
 /// `YYYYMMDD-HHMM`: it becomes a partition value and a folder name, so nothing else is let in.
@@ -505,6 +548,49 @@ mod tests {
         assert_eq!(
             plan[0].partition.as_ref().map(|p| p.location.as_str()),
             Some("s3://b-1/core_claimant/run=20240311-1030/")
+        );
+    }
+
+    #[test]
+    fn a_table_keeps_its_format_and_a_table_not_ours_is_never_redefined() {
+        let c = Collection::parse("core:claimant").expect("valid");
+        let folder = S3Uri::parse("s3://bucket/data/core_claimant/").expect("uri");
+        let as_catalog = |spec: &TableSpec, table_type: &str| TableInfo {
+            name: spec.name.clone(),
+            table_type: Some(table_type.to_owned()),
+            columns: spec.columns.clone(),
+            partition_keys: spec.partition_keys.clone(),
+            location: Some(spec.location.clone()),
+            input_format: Some(spec.storage.input_format.clone()),
+            output_format: Some(spec.storage.output_format.clone()),
+            serde_library: Some(spec.storage.serde_library.clone()),
+            serde_parameters: spec.storage.serde_parameters.clone(),
+            compressed: spec.storage.compressed,
+            parameters: spec.parameters.clone(),
+            view_original_text: None,
+            view_expanded_text: None,
+            version_id: None,
+            update_time_ms: None,
+        };
+        let parquet = table_spec(&c, OutputFormat::Parquet, &folder);
+        let csv = table_spec(&c, OutputFormat::CsvGzip, &folder);
+        let existing = as_catalog(&parquet, "EXTERNAL_TABLE");
+        assert_eq!(refuse_change(&existing, &parquet), None);
+        assert_eq!(
+            refuse_change(&existing, &csv).as_deref(),
+            Some(
+                "its partitions are parquet and this run wrote csv-gzip; one table cannot hold both"
+            )
+        );
+        let mut original = as_catalog(&csv, "EXTERNAL_TABLE");
+        original.partition_keys.clear();
+        assert!(
+            refuse_change(&original, &csv)
+                .is_some_and(|why| why.starts_with("it is not partitioned by `run`")),
+        );
+        assert_eq!(
+            refuse_change(&as_catalog(&parquet, "VIRTUAL_VIEW"), &parquet).as_deref(),
+            Some("it is a view, not a table")
         );
     }
 }

@@ -2,7 +2,10 @@
 //! leaves in the catalog and the job table, and that a redelivery changes neither.
 
 use intraday_aws::jobs::{ATTR_DATA_END, job_key};
-use intraday_aws::{AttributeValue, Aws, Catalog, Column, JobStore, TableInfo, TxOp};
+use intraday_aws::{
+    Alerts, AttributeValue, Aws, Catalog, Column, JobStore, Queues, Storage, TableInfo, TableSpec,
+    TxOp,
+};
 use intraday_core::{Collection, CorrelationId, DatabaseName, JobRecord, JobStatus, OutputFormat};
 use intraday_events::{CollectionResult, ExtractionCompleted, MESSAGE_VERSION, Message as Event};
 use intraday_runtime::{HandlerError, Message};
@@ -17,6 +20,7 @@ struct Setup {
     aws: Aws,
     ctx: Ctx,
     event: ExtractionCompleted,
+    alerts_queue: String,
 }
 
 fn claimant() -> Collection {
@@ -79,11 +83,18 @@ async fn setup(format: OutputFormat, backfill: bool, status: JobStatus) -> Setup
             },
         ],
     };
+    let (topic, alerts_queue) = kit::topic_with_queue(&aws).await;
     let ctx = Ctx {
         store,
         catalog: Catalog::new(aws.glue()),
+        alerts: Alerts::new(aws.sns(), topic),
     };
-    Setup { aws, ctx, event }
+    Setup {
+        aws,
+        ctx,
+        event,
+        alerts_queue,
+    }
 }
 
 fn delivery(event: &ExtractionCompleted, n: u32) -> Message {
@@ -498,4 +509,159 @@ async fn moto_bad_input_is_refused_naming_the_problem() {
     for job in items(&s).await {
         assert_eq!(job.status, JobStatus::EmrProcessing);
     }
+}
+
+/// A table never spans formats, and a table that is not ours is never redefined: the run's
+/// output for that collection stays unregistered, its item fails with an alert that says
+/// what to do, its lock stays; the other collection completes.
+#[tokio::test]
+async fn moto_a_format_change_or_the_originals_table_is_refused_with_an_alert() {
+    // claimant's table holds Parquet partitions; this run wrote CSV.
+    let s = setup(OutputFormat::CsvGzip, false, JobStatus::EmrProcessing).await;
+    let database = s.event.database.as_str().to_owned();
+    let folder = format!("s3://{BUCKET}/data/core_claimant/")
+        .parse()
+        .expect("uri");
+    let parquet =
+        intraday_table_builder::tables::table_spec(&claimant(), OutputFormat::Parquet, &folder);
+    s.ctx
+        .catalog
+        .ensure_database(&database)
+        .await
+        .expect("database");
+    s.ctx
+        .catalog
+        .upsert_table(&database, &parquet)
+        .await
+        .expect("parquet table");
+    let before = table(&s, "core_claimant").await;
+
+    handle(delivery(&s.event, 1), &s.ctx)
+        .await
+        .expect("handled, nothing to retry");
+    let statuses: Vec<_> = items(&s)
+        .await
+        .into_iter()
+        .map(|j| (j.collection, j.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (claimant(), JobStatus::LambdaFailed),
+            (contract(), JobStatus::EmrCompleted)
+        ]
+    );
+    assert_eq!(
+        table(&s, "core_claimant").await,
+        before,
+        "the Parquet table is untouched"
+    );
+    assert_eq!(
+        s.ctx
+            .catalog
+            .get_partition(&database, "core_claimant", &[RUN_FOLDER.to_owned()])
+            .await
+            .expect("get partition"),
+        None
+    );
+    assert_eq!(
+        s.ctx
+            .store
+            .lock_holder(&claimant())
+            .await
+            .expect("lock")
+            .map(|(h, _)| h),
+        Some(s.event.correlation_id.clone()),
+        "the collection waits for an acknowledgement"
+    );
+    let queues = Queues::new(s.aws.sqs());
+    let alerts: Vec<serde_json::Value> = kit::drain(&queues, &s.alerts_queue)
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).expect("alert JSON"))
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let run = &s.event.correlation_id;
+    assert_eq!(alerts[0]["severity"], "Critical");
+    assert_eq!(
+        alerts[0]["detail"]["cause"],
+        format!(
+            "table `{database}.core_claimant` of `db.core.claimant` was left as it is and this run's output for it was not registered: its partitions are parquet and this run wrote csv-gzip; one table cannot hold both"
+        )
+    );
+    let resolve = alerts[0]["detail"]["resolve"].as_str().expect("resolve");
+    assert!(
+        resolve.contains(&format!(
+            "intradayctl ack {run} --collection db.core.claimant --reason '<why>'"
+        )),
+        "{resolve}"
+    );
+    // A redelivery finds the run settled: nothing more is written or said.
+    let settled = items(&s).await;
+    assert_eq!(
+        complete(&s.event, &s.ctx).await.expect("again"),
+        Completed::Already
+    );
+    assert_eq!(items(&s).await, settled);
+    assert!(kit::drain(&queues, &s.alerts_queue).await.is_empty());
+
+    // contract's table is the original's: text over its own folders, not partitioned.
+    let s = setup(OutputFormat::Parquet, false, JobStatus::EmrProcessing).await;
+    let database = s.event.database.as_str().to_owned();
+    s.ctx
+        .catalog
+        .ensure_database(&database)
+        .await
+        .expect("database");
+    let original = TableSpec {
+        name: "core_contract".into(),
+        columns: ["id", "record_timestamp", "record"]
+            .map(|c| Column::new(c, "string"))
+            .to_vec(),
+        partition_keys: vec![],
+        location: "s3://published/intraday/core_contract".into(),
+        storage: Storage {
+            input_format: "org.apache.hadoop.mapred.TextInputFormat".into(),
+            output_format: "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat".into(),
+            serde_library: "org.apache.hadoop.hive.serde2.OpenCSVSerde".into(),
+            serde_parameters: Default::default(),
+            compressed: false,
+        },
+        parameters: Default::default(),
+    };
+    s.ctx
+        .catalog
+        .upsert_table(&database, &original)
+        .await
+        .expect("the original's table");
+    let before = table(&s, "core_contract").await;
+    handle(delivery(&s.event, 1), &s.ctx)
+        .await
+        .expect("handled");
+    let statuses: Vec<_> = items(&s)
+        .await
+        .into_iter()
+        .map(|j| (j.collection, j.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (claimant(), JobStatus::EmrCompleted),
+            (contract(), JobStatus::LambdaFailed)
+        ]
+    );
+    assert_eq!(
+        table(&s, "core_contract").await,
+        before,
+        "the original's table is untouched"
+    );
+    let alerts = kit::drain(&Queues::new(s.aws.sqs()), &s.alerts_queue).await;
+    assert_eq!(alerts.len(), 1);
+    assert!(
+        alerts[0].contains(
+            "it is not partitioned by `run` (partition keys: []), so it is not one of Intraday's"
+        ),
+        "{}",
+        alerts[0]
+    );
 }

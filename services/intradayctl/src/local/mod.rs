@@ -218,6 +218,7 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     let tables = intraday_table_builder::Ctx {
         store: store.clone(),
         catalog: Catalog::new(aws.glue()),
+        alerts: alerts.clone(),
     };
     let reaper = intraday_reaper::Ctx {
         emr: emr.clone(),
