@@ -22,6 +22,16 @@ else
   cargo test --workspace --no-fail-fast "$@"
 fi
 
+# Hive's SerDes in a real engine: the tables and views as the table builder defines them,
+# over the extractor's output, read by Spark with Hive support.
+echo "ci: Spark reads the tables through Hive's SerDes (services/extractor/tests/spark_hive.rs)" >&2
+intraday_spark_tools
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run -p intraday-extractor --test spark_hive --run-ignored only --no-fail-fast
+else
+  cargo test -p intraday-extractor --test spark_hive -- --ignored
+fi
+
 # The shipped files, not the source: package as a deploy does (a lighter profile, the same
 # targets and checks), then run the zips as Lambda runs them and the extractor as the step.
 echo "ci: packaging dist/ (ci/package.sh --profile package-check) to test the shipped files" >&2

@@ -54,3 +54,26 @@ PY
     }
   fi
 }
+
+# Spark with Hive support, for the test that reads the tables through Hive's SerDes
+# (services/extractor/tests/spark_hive.rs). Installed only by ci/test.sh: a few hundred MB.
+PYSPARK_VERSION="4.3.0"
+
+intraday_spark_tools() {
+  if ! "$INTRADAY_TOOLS_DIR/bin/python" - "$PYSPARK_VERSION" <<'PY' 2>/dev/null; then
+import sys
+from importlib.metadata import version
+sys.exit(0 if version("pyspark") == sys.argv[1] else 1)
+PY
+    echo "ci: installing pyspark==$PYSPARK_VERSION into $INTRADAY_TOOLS_DIR" >&2
+    "$INTRADAY_TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check \
+      "pyspark==$PYSPARK_VERSION" || {
+      echo "ci: pip could not install pyspark; check access to PyPI" >&2
+      exit 1
+    }
+  fi
+  command -v java >/dev/null || {
+    echo "ci: Spark needs Java 17 (Debian: apt-get install openjdk-17-jre-headless)" >&2
+    exit 1
+  }
+}

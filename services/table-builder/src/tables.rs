@@ -23,8 +23,9 @@ pub const PARTITION_KEY: &str = "run";
 /// Athena's name for the Glue Data Catalog, as its own views record it.
 pub const ATHENA_CATALOG: &str = "awsdatacatalog";
 
-/// Suffix of the Hive-encoded copy of the latest view.
-pub const HIVE_VIEW_SUFFIX: &str = "_hive";
+/// Suffix of the Athena/Trino-encoded copy of the latest view. The original's name,
+/// `v_<db>_<table>_latest`, stays with Hive, whose users query it today.
+pub const ATHENA_VIEW_SUFFIX: &str = "_athena";
 
 const PARQUET_INPUT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
 const PARQUET_OUTPUT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat";
@@ -43,7 +44,7 @@ pub struct CollectionTables {
     /// `None` when the collection had no records: the extractor wrote nothing to read, and
     /// an empty partition per run would only slow down partition listing.
     pub partition: Option<PartitionSpec>,
-    /// The Athena/Trino view, then its Hive-encoded copy.
+    /// The Hive view (the original's name), then its Athena/Trino-encoded copy.
     pub views: Vec<ViewSpec>,
 }
 
@@ -149,7 +150,7 @@ fn presto_type(hive_type: &str) -> &str {
     }
 }
 
-/// `v_<db>_<table>_latest` in the encoding Athena and Trino read: a `VIRTUAL_VIEW` whose
+/// `v_<db>_<table>_latest_athena` in the encoding Athena and Trino read: a `VIRTUAL_VIEW` whose
 /// `ViewOriginalText` is `/* Presto View: <base64 of the view JSON> */`, marked by
 /// `presto_view=true` and the comment `Presto View`. Hive cannot read it (see the README).
 pub fn presto_view(
@@ -168,7 +169,7 @@ pub fn presto_view(
             .collect::<Vec<_>>(),
     });
     ViewSpec {
-        name: collection.latest_view(),
+        name: format!("{}{ATHENA_VIEW_SUFFIX}", collection.latest_view()),
         columns,
         original_text: format!(
             "/* Presto View: {} */",
@@ -182,8 +183,9 @@ pub fn presto_view(
     }
 }
 
-/// `v_<db>_<table>_latest_hive`: the same view as Hive on EMR stores one, HiveQL as written
-/// and fully qualified. Athena cannot query Hive views in the Glue catalog, hence two views.
+/// `v_<db>_<table>_latest`, the original's view for Hive on EMR: stored as Hive stores one,
+/// HiveQL as written and fully qualified. Athena cannot query Hive views in the Glue catalog,
+/// hence a second view for it.
 pub fn hive_view(
     database: &DatabaseName,
     collection: &Collection,
@@ -195,7 +197,7 @@ pub fn hive_view(
         hive_quote(&collection.hive_table())
     );
     ViewSpec {
-        name: format!("{}{HIVE_VIEW_SUFFIX}", collection.latest_view()),
+        name: collection.latest_view(),
         columns: columns(format),
         original_text: latest_sql(database, &collection.hive_table(), hive_quote),
         expanded_text: format!(
@@ -206,6 +208,114 @@ pub fn hive_view(
         ),
         parameters: BTreeMap::new(),
     }
+}
+
+/// A string literal for Hive and Spark SQL: quotes and backslashes escaped, anything outside
+/// printable ASCII as `\uXXXX` (both parsers read that), so U+0001 survives the round trip.
+fn sql_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            other => {
+                let mut units = [0u16; 2];
+                for unit in other.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    out.push('\'');
+    out
+}
+
+fn properties(map: &BTreeMap<String, String>) -> String {
+    map.iter()
+        .map(|(k, v)| format!("{} = {}", sql_literal(k), sql_literal(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn column_list(columns: &[Column]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("{} {}", hive_quote(&c.name), c.hive_type))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The table as Hive DDL, from the very spec the catalog gets: what to run to make it in a
+/// Hive metastore of one's own, and what the Spark test runs.
+pub fn hive_ddl(database: &str, spec: &TableSpec) -> String {
+    let mut ddl = format!(
+        "CREATE EXTERNAL TABLE {}.{} ({})",
+        hive_quote(database),
+        hive_quote(&spec.name),
+        column_list(&spec.columns)
+    );
+    if !spec.partition_keys.is_empty() {
+        ddl.push_str(&format!(
+            " PARTITIONED BY ({})",
+            column_list(&spec.partition_keys)
+        ));
+    }
+    ddl.push_str(&format!(
+        " ROW FORMAT SERDE {}",
+        sql_literal(&spec.storage.serde_library)
+    ));
+    if !spec.storage.serde_parameters.is_empty() {
+        ddl.push_str(&format!(
+            " WITH SERDEPROPERTIES ({})",
+            properties(&spec.storage.serde_parameters)
+        ));
+    }
+    ddl.push_str(&format!(
+        " STORED AS INPUTFORMAT {} OUTPUTFORMAT {} LOCATION {}",
+        sql_literal(&spec.storage.input_format),
+        sql_literal(&spec.storage.output_format),
+        sql_literal(&spec.location)
+    ));
+    // `EXTERNAL` is said by CREATE EXTERNAL TABLE; Hive refuses it as a property.
+    let parameters: BTreeMap<String, String> = spec
+        .parameters
+        .iter()
+        .filter(|(k, _)| k.as_str() != "EXTERNAL")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !parameters.is_empty() {
+        ddl.push_str(&format!(" TBLPROPERTIES ({})", properties(&parameters)));
+    }
+    ddl
+}
+
+/// One partition as Hive DDL.
+pub fn hive_partition_ddl(database: &str, spec: &TableSpec, partition: &PartitionSpec) -> String {
+    let values = spec
+        .partition_keys
+        .iter()
+        .zip(&partition.values)
+        .map(|(k, v)| format!("{} = {}", hive_quote(&k.name), sql_literal(v)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "ALTER TABLE {}.{} ADD PARTITION ({values}) LOCATION {}",
+        hive_quote(database),
+        hive_quote(&spec.name),
+        sql_literal(&partition.location)
+    )
+}
+
+/// A Hive view as Hive DDL: its HiveQL as registered.
+pub fn hive_view_ddl(database: &str, view: &ViewSpec) -> String {
+    format!(
+        "CREATE VIEW {}.{} AS {}",
+        hive_quote(database),
+        hive_quote(&view.name),
+        view.original_text
+    )
 }
 
 /// The output format a table's SerDe reads, by our name where it is one of ours.
@@ -323,8 +433,8 @@ pub fn plan(event: &ExtractionCompleted) -> Result<Vec<CollectionTables>, TableB
                 table: table_spec(&result.collection, event.format, &folder),
                 partition,
                 views: vec![
-                    presto_view(&event.database, &result.collection, event.format),
                     hive_view(&event.database, &result.collection, event.format),
+                    presto_view(&event.database, &result.collection, event.format),
                 ],
             })
         })
@@ -409,7 +519,7 @@ mod tests {
         ];
         for (format, timestamp) in cases {
             let view = presto_view(&database, &claimant(), format);
-            assert_eq!(view.name, "v_core_claimant_latest");
+            assert_eq!(view.name, "v_core_claimant_latest_athena");
             assert_eq!(view.expanded_text, "/* Presto View */");
             assert_eq!(view.parameters["presto_view"], "true");
             assert_eq!(view.parameters["comment"], "Presto View");
@@ -444,7 +554,7 @@ mod tests {
     #[test]
     fn the_hive_view_is_plain_hiveql() {
         let view = hive_view(&DatabaseName::default(), &claimant(), OutputFormat::Parquet);
-        assert_eq!(view.name, "v_core_claimant_latest_hive");
+        assert_eq!(view.name, "v_core_claimant_latest");
         assert!(view.parameters.is_empty());
         assert!(
             view.original_text
@@ -485,7 +595,7 @@ mod tests {
                 .iter()
                 .map(|v| v.name.as_str())
                 .collect::<Vec<_>>(),
-            ["v_core_contract_latest", "v_core_contract_latest_hive"]
+            ["v_core_contract_latest", "v_core_contract_latest_athena"]
         );
     }
 
@@ -591,6 +701,37 @@ mod tests {
         assert_eq!(
             refuse_change(&as_catalog(&parquet, "VIRTUAL_VIEW"), &parquet).as_deref(),
             Some("it is a view, not a table")
+        );
+    }
+
+    #[test]
+    fn hive_ddl_says_what_the_catalog_gets() {
+        let c = Collection::parse("core:claimant").expect("valid");
+        let folder = S3Uri::parse("s3://bucket/data/core_claimant/").expect("uri");
+        let csv = table_spec(&c, OutputFormat::CsvGzip, &folder);
+        assert_eq!(
+            hive_ddl("intraday", &csv),
+            "CREATE EXTERNAL TABLE `intraday`.`core_claimant` (`id` string, `record_timestamp` string, \
+             `record` string) PARTITIONED BY (`run` string) ROW FORMAT SERDE \
+             'org.apache.hadoop.hive.serde2.OpenCSVSerde' WITH SERDEPROPERTIES ('escapeChar' = '\\u0001', \
+             'quoteChar' = '\"', 'separatorChar' = ',') STORED AS INPUTFORMAT \
+             'org.apache.hadoop.mapred.TextInputFormat' OUTPUTFORMAT \
+             'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat' LOCATION \
+             's3://bucket/data/core_claimant/' TBLPROPERTIES ('classification' = 'csv', \
+             'compressionType' = 'gzip')"
+        );
+        let partition = PartitionSpec {
+            values: vec!["20240311-1030".into()],
+            location: "s3://bucket/data/core_claimant/run=20240311-1030/".into(),
+        };
+        assert_eq!(
+            hive_partition_ddl("intraday", &csv, &partition),
+            "ALTER TABLE `intraday`.`core_claimant` ADD PARTITION (`run` = '20240311-1030') \
+             LOCATION 's3://bucket/data/core_claimant/run=20240311-1030/'"
+        );
+        assert_eq!(
+            sql_literal("it's a \\ and é"),
+            "'it\\'s a \\\\ and \\u00e9'"
         );
     }
 }

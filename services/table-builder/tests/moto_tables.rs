@@ -148,7 +148,7 @@ async fn snapshot(s: &Setup) -> (Vec<TableInfo>, Vec<JobRecord>, String) {
         for name in [
             c.hive_table(),
             c.latest_view(),
-            format!("{}_hive", c.latest_view()),
+            format!("{}_athena", c.latest_view()),
         ] {
             tables.push(table(s, &name).await);
         }
@@ -236,7 +236,7 @@ async fn moto_a_parquet_run_is_registered_completed_and_a_redelivery_changes_not
             .is_none()
     );
 
-    let view = table(&s, "v_core_claimant_latest").await;
+    let view = table(&s, "v_core_claimant_latest_athena").await;
     assert_eq!(view.table_type.as_deref(), Some("VIRTUAL_VIEW"));
     assert_eq!(view.parameters["presto_view"], "true");
     assert_eq!(view.parameters["comment"], "Presto View");
@@ -250,7 +250,7 @@ async fn moto_a_parquet_run_is_registered_completed_and_a_redelivery_changes_not
             .is_some_and(|t| t.starts_with("/* Presto View: ") && t.ends_with(" */"))
     );
     assert_eq!(view.columns, t.columns);
-    let hive = table(&s, "v_core_claimant_latest_hive").await;
+    let hive = table(&s, "v_core_claimant_latest").await;
     assert_eq!(hive.table_type.as_deref(), Some("VIRTUAL_VIEW"));
     assert!(
         hive.view_expanded_text
