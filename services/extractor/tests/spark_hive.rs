@@ -3,7 +3,8 @@
 //! from the table builder's own specs over the extractor's output, Parquet and CSV-gzip,
 //! and returns, byte for byte, records holding quotes, backslashes, `\n` (escaped, and raw
 //! between JSON tokens), commas and non-ASCII text; the Hive view `v_<db>_<table>_latest`
-//! returns the newest row per id across runs.
+//! returns the newest row per id across runs. The original's own CSV dialect (Python's
+//! `csv` module, quotes only where needed) reads exactly through `<db>_<table>_legacy`.
 //!
 //! Needs Java 17 and pyspark: `ci/test.sh` installs the pinned pyspark and runs this with
 //! `--run-ignored only`; by hand, `source ci/tools.sh && intraday_spark_tools` first.
@@ -153,6 +154,72 @@ fn statements(database: &str, format: OutputFormat, out: &Path) -> Vec<String> {
     statements
 }
 
+/// A field as Python's `csv.writer` (the `excel` dialect) wrote the original's rows: quoted
+/// only when it holds a comma, a quote or a line break, quotes doubled.
+fn python_csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_owned()
+    }
+}
+
+/// The original's output for one run folder: `(id as Python's repr, timestamp, record)`
+/// lines, as its step wrote them (without LZO, which this Spark has no codec for).
+fn legacy_statements(dir: &Path) -> (Vec<String>, Vec<Value>) {
+    let collection = Collection::parse(COLLECTION).expect("collection");
+    let folder: S3Uri = format!("{FAKE_ROOT}{}/", tables::legacy_folder(&collection))
+        .parse()
+        .expect("uri");
+    let run = "20240101-1030";
+    let local_root = dir.join("legacy");
+    let run_dir = local_root
+        .join(tables::legacy_folder(&collection))
+        .join(run);
+    std::fs::create_dir_all(&run_dir).expect("legacy folder");
+    let rows: Vec<(String, u64, &str)> = documents()[..3]
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, doc))| !doc.contains('\n'))
+        .map(|(i, (id, doc))| {
+            (
+                format!("{{'claimantId': '{id}'}}"),
+                1_704_100_000_000 + i as u64,
+                *doc,
+            )
+        })
+        .collect();
+    let text: String = rows
+        .iter()
+        .map(|(id, ts, doc)| {
+            format!(
+                "{},{},{}\n",
+                python_csv_field(id),
+                python_csv_field(&ts.to_string()),
+                python_csv_field(doc)
+            )
+        })
+        .collect();
+    std::fs::write(run_dir.join("part-00000"), text).expect("legacy file");
+    let table = tables::legacy_table_spec(&collection, &folder);
+    let local = format!("file://{}/", local_root.display());
+    let partition = intraday_aws::PartitionSpec {
+        values: vec![run.to_owned()],
+        location: format!("{folder}{run}/"),
+    };
+    let statements = vec![
+        "CREATE DATABASE `intraday_legacy`".to_owned(),
+        tables::hive_ddl("intraday_legacy", &table).replace(FAKE_ROOT, &local),
+        tables::hive_partition_ddl("intraday_legacy", &table, &partition)
+            .replace(FAKE_ROOT, &local),
+    ];
+    let want = rows
+        .iter()
+        .map(|(id, ts, doc)| json!([id, ts.to_string(), doc, run]))
+        .collect();
+    (statements, want)
+}
+
 /// A document as the given format stores it: Parquet keeps every byte; the CSV turns a raw
 /// line break (JSON whitespace) into a space so Hive's line reader sees one record a line.
 fn stored(document: &str, format: OutputFormat) -> String {
@@ -190,6 +257,12 @@ async fn spark_reads_both_formats_through_the_tables_and_the_hive_view_exactly()
             )),
         );
     }
+    let (legacy, legacy_want) = legacy_statements(&dir);
+    plan_statements.extend(legacy);
+    queries.insert(
+        "legacy".to_owned(),
+        json!("SELECT id, record_timestamp, record, run FROM intraday_legacy.core_claimant_legacy ORDER BY record_timestamp"),
+    );
     let plan = dir.join("plan.json");
     std::fs::write(
         &plan,
@@ -256,5 +329,11 @@ async fn spark_reads_both_formats_through_the_tables_and_the_hive_view_exactly()
             json!(stored(docs[3].1, format))
         );
     }
+    assert_eq!(results["legacy"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        results["legacy"],
+        Value::Array(legacy_want),
+        "the original's CSV dialect through the legacy table"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -188,6 +188,26 @@ pub enum MigrateCommand {
         #[arg(long)]
         database: Option<String>,
     },
+    /// Register the original's output (`<prefix>/<db>_<table>/<YYYYMMDD-HHMM>/`, its CSV) as a
+    /// table `<db>_<table>_legacy` per collection, one partition per finished run folder.
+    /// Safe to run again; a folder without `_SUCCESS` is left out unless asked.
+    #[command(
+        after_help = "Example:\n  intradayctl migrate register-legacy --prefix s3://published-bucket/intraday/ --dry-run"
+    )]
+    RegisterLegacy {
+        /// Where the original wrote: the prefix holding its `<db>_<table>/` folders.
+        #[arg(long, value_name = "S3_URI")]
+        prefix: String,
+        /// The catalog database for the legacy tables [default: the stack's GlueDatabaseName].
+        #[arg(long)]
+        database: Option<String>,
+        /// Also register folders without a `_SUCCESS` marker.
+        #[arg(long)]
+        include_incomplete: bool,
+        /// List what would be registered and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -147,6 +147,23 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
         Command::Migrate(MigrateCommand::Check { database }) => {
             migrate::check(&env, database.as_deref()).await
         }
+        Command::Migrate(MigrateCommand::RegisterLegacy {
+            prefix,
+            database,
+            include_incomplete,
+            dry_run,
+        }) => {
+            migrate::register_legacy(
+                &env,
+                migrate::LegacyArgs {
+                    prefix: &prefix,
+                    database: database.as_deref(),
+                    include_incomplete,
+                    dry_run,
+                },
+            )
+            .await
+        }
         Command::Local(LocalCommand::Demo { .. }) => {
             Err(CtlError::Other("`local demo` runs without a stack".into()))
         }

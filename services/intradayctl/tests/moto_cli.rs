@@ -15,6 +15,11 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
+    stack_with(&[]).await
+}
+
+/// A stack with the usual local settings plus `extra` parameters.
+async fn stack_with(extra: &[(&str, &str)]) -> Stack {
     let aws = kit::aws().await;
     let template = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -28,12 +33,15 @@ async fn stack() -> Stack {
             &name,
             &template,
             &[
-                ("Prefix", &name),
-                ("JobTableName", &table),
+                ("Prefix", name.as_str()),
+                ("JobTableName", table.as_str()),
                 ("EnableSchedules", "false"),
                 ("EnforceTls", "false"),
                 ("CodeBucket", ""),
-            ],
+            ]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect::<Vec<_>>(),
             Duration::from_secs(60),
         )
         .await
@@ -477,4 +485,138 @@ async fn moto_migrate_check_reads_the_originals_table_secret_and_catalog_and_cha
         .expect("scan")
         .count();
     assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn moto_register_legacy_makes_a_table_of_the_originals_finished_folders() {
+    use base64::Engine;
+    use intraday_aws::Catalog;
+
+    let aws = kit::aws().await;
+    let secret = format!("/intraday/{}", kit::unique("collections"));
+    let literal = "{'collections_all': {'db.core.claimant': {'db': 'core', 'table': 'claimant'}, \
+        'db.agent.agentToDo': {'db': 'agent', 'table': 'agentToDo'}}}";
+    intraday_aws::Secrets::new(aws.secrets())
+        .put(
+            &secret,
+            &base64::engine::general_purpose::STANDARD.encode(literal),
+        )
+        .await
+        .expect("secret");
+    let database = kit::unique("legacy").replace('-', "_");
+    let s = stack_with(&[
+        ("CollectionsSecretName", &secret),
+        ("GlueDatabaseName", &database),
+    ])
+    .await;
+    let bucket = kit::bucket(&aws).await;
+    // The original's layout: its folder keeps the table's case; Spark's part files and marker.
+    let keys: Vec<String> = [
+        "intraday/core_claimant/20240101-1030/part-00000.lzo",
+        "intraday/core_claimant/20240101-1030/_SUCCESS",
+        "intraday/core_claimant/20240101-1130/part-00000.lzo",
+        "intraday/core_claimant/20240101-1130/_SUCCESS",
+        "intraday/core_claimant/20240101-1230/part-00000.lzo",
+        "intraday/agent_agentToDo/20240101-1030/part-00000.lzo",
+        "intraday/agent_agentToDo/20240101-1030/_SUCCESS",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    kit::put_empty_objects(&aws, &bucket, &keys).await;
+    let prefix = format!("s3://{bucket}/intraday/");
+
+    // A dry run says what it would do and writes nothing.
+    let out = ctl(
+        &s,
+        &[
+            "migrate",
+            "register-legacy",
+            "--prefix",
+            &prefix,
+            "--dry-run",
+            "--output",
+            "json",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dry: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(dry["collections"][1]["would_register"], 2, "{dry:#}");
+    let catalog = Catalog::new(aws.glue());
+    assert!(!catalog.database_exists(&database).await.expect("database"));
+
+    for attempt in 0..2 {
+        let out = ctl(
+            &s,
+            &[
+                "migrate",
+                "register-legacy",
+                "--prefix",
+                &prefix,
+                "--output",
+                "json",
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let rows = report["collections"].as_array().expect("rows");
+        let claimant = rows
+            .iter()
+            .find(|r| r["collection"] == "core:claimant")
+            .expect("claimant");
+        assert_eq!(claimant["registered"], 2, "attempt {attempt}: {report:#}");
+        assert_eq!(
+            claimant["skipped_incomplete"],
+            serde_json::json!(["20240101-1230"])
+        );
+        let todo = rows
+            .iter()
+            .find(|r| r["collection"] == "agent:agentToDo")
+            .expect("agentToDo");
+        assert_eq!(todo["registered"], 1);
+        assert_eq!(
+            todo["folder"],
+            format!("s3://{bucket}/intraday/agent_agentToDo/")
+        );
+    }
+    let table = catalog
+        .get_table(&database, "core_claimant_legacy")
+        .await
+        .expect("get")
+        .expect("the legacy table");
+    assert_eq!(
+        table.serde_library.as_deref(),
+        Some("org.apache.hadoop.hive.serde2.OpenCSVSerde")
+    );
+    assert_eq!(table.serde_parameters["escapeChar"], "\u{1}");
+    assert_eq!(
+        table.location.as_deref(),
+        Some(format!("s3://{bucket}/intraday/core_claimant/").as_str())
+    );
+    let partition = catalog
+        .get_partition(
+            &database,
+            "core_claimant_legacy",
+            &["20240101-1030".to_owned()],
+        )
+        .await
+        .expect("get partition")
+        .expect("partition");
+    assert_eq!(
+        partition.location.as_deref(),
+        Some(format!("s3://{bucket}/intraday/core_claimant/20240101-1030/").as_str())
+    );
+    assert!(
+        catalog
+            .get_partition(
+                &database,
+                "core_claimant_legacy",
+                &["20240101-1230".to_owned()]
+            )
+            .await
+            .expect("get partition")
+            .is_none(),
+        "an unfinished folder is not registered"
+    );
 }

@@ -119,6 +119,39 @@ pub fn table_spec(collection: &Collection, format: OutputFormat, location: &S3Ur
     }
 }
 
+/// Suffix of the table over the original system's output.
+pub const LEGACY_TABLE_SUFFIX: &str = "_legacy";
+
+/// The original system's folder for a collection: `<db>_<table>` with the table's case as
+/// the secret writes it (its S3 keys kept it; only Hive folds names).
+pub fn legacy_folder(collection: &Collection) -> String {
+    format!("{}_{}", collection.db(), collection.table())
+}
+
+/// `<db>_<table>_legacy`: a table over the original's output, `<folder>/<YYYYMMDD-HHMM>/`
+/// files of CSV as Python's `csv` module writes it (quotes only where needed, doubled inside)
+/// with the original's three text columns. Each folder is a partition `run` at its own
+/// location, as Intraday's own runs are. OpenCSVSerde reads quoted and unquoted fields alike;
+/// the escape character is U+0001 for the reason [`storage`] gives. The files are LZO
+/// (`.lzo`, hadoop-lzo's `LzopCodec`): a cluster reads them only with that codec installed,
+/// as the original's clusters had it.
+pub fn legacy_table_spec(collection: &Collection, location: &S3Uri) -> TableSpec {
+    let mut storage = storage(OutputFormat::CsvGzip);
+    storage.compressed = true;
+    TableSpec {
+        name: format!("{}{LEGACY_TABLE_SUFFIX}", collection.hive_table()),
+        columns: columns(OutputFormat::CsvGzip),
+        partition_keys: vec![Column::new(PARTITION_KEY, "string")],
+        location: location.as_prefix().to_string(),
+        storage,
+        parameters: BTreeMap::from([
+            ("EXTERNAL".to_owned(), "TRUE".to_owned()),
+            ("classification".to_owned(), "csv".to_owned()),
+            ("compressionType".to_owned(), "lzo".to_owned()),
+        ]),
+    }
+}
+
 /// The latest row per `id`: the largest `record_timestamp`, and of equal timestamps the one
 /// from the newest run (`run` sorts as time), so the answer never depends on scan order.
 /// `run` is left out of the result: the view keeps the original view's three columns.

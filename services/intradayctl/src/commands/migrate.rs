@@ -256,6 +256,193 @@ async fn check_collection(
     })
 }
 
+/// A collection's folders in the original's output: each `<YYYYMMDD-HHMM>/` that holds a
+/// `_SUCCESS` marker (the job that wrote it finished), and those that do not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LegacyFolders {
+    pub complete: Vec<String>,
+    pub incomplete: Vec<String>,
+}
+
+/// Sorts the keys under a collection folder (`folder_key`, ending in `/`) into run folders.
+/// Anything else under it (stray files, other names) is not a run and is left out.
+pub fn legacy_folders(folder_key: &str, keys: &[String]) -> LegacyFolders {
+    use std::collections::BTreeMap;
+    let mut seen: BTreeMap<&str, bool> = BTreeMap::new();
+    for key in keys {
+        let Some((run, file)) = key
+            .strip_prefix(folder_key)
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            continue;
+        };
+        if !is_run_folder(run) || file.is_empty() {
+            continue;
+        }
+        let done = seen.entry(run).or_default();
+        *done |= file == "_SUCCESS";
+    }
+    let mut folders = LegacyFolders::default();
+    for (run, done) in seen {
+        if done {
+            folders.complete.push(run.to_owned());
+        } else {
+            folders.incomplete.push(run.to_owned());
+        }
+    }
+    folders
+}
+
+/// `YYYYMMDD-HHMM`, as the original named its folders.
+fn is_run_folder(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 13
+        && b[8] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 8 || c.is_ascii_digit())
+}
+
+pub struct LegacyArgs<'a> {
+    pub prefix: &'a str,
+    pub database: Option<&'a str>,
+    pub include_incomplete: bool,
+    pub dry_run: bool,
+}
+
+/// Registers the original's output as `<db>_<table>_legacy`, one partition per run folder.
+/// Safe to run again: a table is brought to the same definition and a partition registered
+/// at the same folder counts as done.
+pub async fn register_legacy(env: &Env, args: LegacyArgs<'_>) -> Result<Report, CtlError> {
+    let prefix = intraday_core::S3Uri::parse(args.prefix)?.as_prefix();
+    let resources = env.resources().await?;
+    let database = args
+        .database
+        .map(str::to_owned)
+        .unwrap_or_else(|| resources.database.clone());
+    intraday_core::DatabaseName::new(&database)?;
+    let secret = &resources.collections_secret;
+    let collections = Secrets::new(env.aws.secrets())
+        .collections(secret)
+        .await
+        .map_err(|e| {
+            CtlError::Other(format!(
+                "the collections secret `{secret}` cannot be used: {e}"
+            ))
+        })?;
+    let objects = intraday_aws::Objects::new(env.aws.s3());
+    let catalog = Catalog::new(env.aws.glue());
+    if !args.dry_run {
+        catalog.ensure_database(&database).await?;
+    }
+
+    let mut report = Report::new(&["COLLECTION", "TABLE", "FOLDERS", "REGISTERED", "SKIPPED"]);
+    report.title = Some(format!(
+        "The original's output under {prefix}, as tables in {database}{}",
+        if args.dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        }
+    ));
+    let mut json_rows = Vec::new();
+    let mut failed = Vec::new();
+    for entry in collections.iter() {
+        let c = &entry.collection;
+        let folder = prefix
+            .join(&intraday_table_builder::tables::legacy_folder(c))?
+            .as_prefix();
+        let keys: Vec<String> = objects
+            .list(&folder)
+            .await?
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        let found = legacy_folders(folder.key(), &keys);
+        let mut runs = found.complete.clone();
+        let mut skipped = found.incomplete.clone();
+        if args.include_incomplete {
+            runs.append(&mut skipped);
+            runs.sort();
+        }
+        let table = intraday_table_builder::tables::legacy_table_spec(c, &folder);
+        let mut registered = 0;
+        if !runs.is_empty() && !args.dry_run {
+            catalog.upsert_table(&database, &table).await?;
+            let partitions = runs
+                .iter()
+                .map(|run| {
+                    Ok(intraday_aws::PartitionSpec {
+                        values: vec![run.clone()],
+                        location: folder.join(run)?.as_prefix().to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, intraday_core::CoreError>>()?;
+            let done = catalog
+                .add_partitions(&database, &table, &partitions)
+                .await?;
+            registered = done.created + done.existing;
+            failed.extend(done.failed.iter().map(|f| {
+                format!(
+                    "{database}.{} run={}: {}: {}",
+                    table.name,
+                    f.values.join("/"),
+                    f.code,
+                    f.message
+                )
+            }));
+        }
+        report.rows.push(vec![
+            c.job_key(),
+            if runs.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{database}.{}", table.name)
+            },
+            (found.complete.len() + found.incomplete.len()).to_string(),
+            registered.to_string(),
+            skipped.len().to_string(),
+        ]);
+        json_rows.push(json!({
+            "collection": c.job_key(),
+            "folder": folder.to_string(),
+            "table": (!runs.is_empty()).then(|| format!("{database}.{}", table.name)),
+            "folders": found.complete.len() + found.incomplete.len(),
+            "registered": registered,
+            "would_register": if args.dry_run { runs.len() } else { 0 },
+            "skipped_incomplete": skipped,
+        }));
+    }
+    if json_rows
+        .iter()
+        .any(|r| !r["skipped_incomplete"].as_array().is_none_or(Vec::is_empty))
+    {
+        report.notes.push(
+            "Folders without _SUCCESS were left out: the original's job that wrote them did not finish. \
+             --include-incomplete registers them too."
+                .to_owned(),
+        );
+    }
+    if !failed.is_empty() {
+        report.notes.push(format!(
+            "{} partition(s) were not registered:",
+            failed.len()
+        ));
+        report
+            .notes
+            .extend(failed.iter().map(|f| format!("  - {f}")));
+        report.exit_code = 1;
+    }
+    report.json = json!({
+        "prefix": prefix.to_string(),
+        "database": database,
+        "dry_run": args.dry_run,
+        "collections": json_rows,
+        "failed": failed,
+    });
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +511,27 @@ mod tests {
                 CorrelationId::new("orig").expect("id"),
                 JobStatus::EmrProcessing
             )]
+        );
+    }
+
+    #[test]
+    fn run_folders_with_a_success_marker_are_complete() {
+        let keys: Vec<String> = [
+            "intraday/core_claimant/20240101-1030/part-00000.lzo",
+            "intraday/core_claimant/20240101-1030/_SUCCESS",
+            "intraday/core_claimant/20240101-1130/part-00000.lzo",
+            "intraday/core_claimant/notes.txt",
+            "intraday/core_claimant/2024-01-01/part-00000.lzo",
+            "intraday/core_claimant/20240101-1230/",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(
+            legacy_folders("intraday/core_claimant/", &keys),
+            LegacyFolders {
+                complete: vec!["20240101-1030".into()],
+                incomplete: vec!["20240101-1130".into()],
+            }
         );
     }
 }
