@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use intraday_aws::{Aws, AwsSettings, JobStore, Queues, Stacks};
+use intraday_aws::{Aws, AwsSettings, JobStore, Queues, Secrets, Stacks};
+use intraday_core::Collections;
 use tokio::sync::OnceCell;
 
 use crate::CtlError;
@@ -134,5 +135,18 @@ impl Env {
 
     pub fn queues(&self) -> Queues {
         Queues::new(self.aws.sqs())
+    }
+
+    /// The collections the stack's secret lists, and the entries it refuses.
+    pub async fn collections(&self) -> Result<Collections, CtlError> {
+        let secret = &self.resources().await?.collections_secret;
+        Secrets::new(self.aws.secrets())
+            .collections(secret)
+            .await
+            .map_err(|e| {
+                CtlError::Other(format!(
+                    "the collections secret `{secret}` cannot be used: {e}"
+                ))
+            })
     }
 }

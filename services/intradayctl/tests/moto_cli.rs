@@ -283,7 +283,7 @@ async fn moto_unknown_stack_says_what_to_do() {
 #[tokio::test]
 async fn moto_migrate_check_reads_the_originals_table_secret_and_catalog_and_changes_nothing() {
     use base64::Engine;
-    use intraday_aws::{AttributeValue, Catalog, Column, Secrets, Storage, TableSpec};
+    use intraday_aws::{AttributeValue, Catalog, Secrets};
 
     let aws = kit::aws().await;
     let table = kit::original_job_table(&aws).await;
@@ -378,23 +378,7 @@ async fn moto_migrate_check_reads_the_originals_table_secret_and_catalog_and_cha
     catalog
         .upsert_table(
             &database,
-            &TableSpec {
-                name: "core_claimant".into(),
-                columns: ["id", "record_timestamp", "record"]
-                    .map(|c| Column::new(c, "string"))
-                    .to_vec(),
-                partition_keys: vec![],
-                location: "s3://published/intraday/core_claimant".into(),
-                storage: Storage {
-                    input_format: "org.apache.hadoop.mapred.TextInputFormat".into(),
-                    output_format: "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
-                        .into(),
-                    serde_library: "org.apache.hadoop.hive.serde2.OpenCSVSerde".into(),
-                    serde_parameters: Default::default(),
-                    compressed: false,
-                },
-                parameters: Default::default(),
-            },
+            &kit::original_table("core_claimant", "s3://published/intraday/core_claimant"),
         )
         .await
         .expect("the original's table");

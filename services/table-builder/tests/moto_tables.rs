@@ -3,8 +3,7 @@
 
 use intraday_aws::jobs::{ATTR_DATA_END, job_key};
 use intraday_aws::{
-    Alerts, AttributeValue, Aws, Catalog, Column, JobStore, Queues, Storage, TableInfo, TableSpec,
-    TxOp,
+    Alerts, AttributeValue, Aws, Catalog, Column, JobStore, Queues, TableInfo, TxOp,
 };
 use intraday_core::{Collection, CorrelationId, DatabaseName, JobRecord, JobStatus, OutputFormat};
 use intraday_events::{CollectionResult, ExtractionCompleted, MESSAGE_VERSION, Message as Event};
@@ -124,6 +123,14 @@ async fn items(s: &Setup) -> Vec<JobRecord> {
         .expect("read the run");
     items.sort_by(|a, b| a.collection.cmp(&b.collection));
     items
+}
+
+async fn statuses(s: &Setup) -> Vec<(Collection, JobStatus)> {
+    items(s)
+        .await
+        .into_iter()
+        .map(|j| (j.collection, j.status))
+        .collect()
 }
 
 /// An attribute the job record does not model, read from the raw item.
@@ -539,13 +546,8 @@ async fn moto_a_format_change_or_the_originals_table_is_refused_with_an_alert() 
     handle(delivery(&s.event, 1), &s.ctx)
         .await
         .expect("handled, nothing to retry");
-    let statuses: Vec<_> = items(&s)
-        .await
-        .into_iter()
-        .map(|j| (j.collection, j.status))
-        .collect();
     assert_eq!(
-        statuses,
+        statuses(&s).await,
         vec![
             (claimant(), JobStatus::LambdaFailed),
             (contract(), JobStatus::EmrCompleted)
@@ -613,22 +615,7 @@ async fn moto_a_format_change_or_the_originals_table_is_refused_with_an_alert() 
         .ensure_database(&database)
         .await
         .expect("database");
-    let original = TableSpec {
-        name: "core_contract".into(),
-        columns: ["id", "record_timestamp", "record"]
-            .map(|c| Column::new(c, "string"))
-            .to_vec(),
-        partition_keys: vec![],
-        location: "s3://published/intraday/core_contract".into(),
-        storage: Storage {
-            input_format: "org.apache.hadoop.mapred.TextInputFormat".into(),
-            output_format: "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat".into(),
-            serde_library: "org.apache.hadoop.hive.serde2.OpenCSVSerde".into(),
-            serde_parameters: Default::default(),
-            compressed: false,
-        },
-        parameters: Default::default(),
-    };
+    let original = kit::original_table("core_contract", "s3://published/intraday/core_contract");
     s.ctx
         .catalog
         .upsert_table(&database, &original)
@@ -638,13 +625,8 @@ async fn moto_a_format_change_or_the_originals_table_is_refused_with_an_alert() 
     handle(delivery(&s.event, 1), &s.ctx)
         .await
         .expect("handled");
-    let statuses: Vec<_> = items(&s)
-        .await
-        .into_iter()
-        .map(|j| (j.collection, j.status))
-        .collect();
     assert_eq!(
-        statuses,
+        statuses(&s).await,
         vec![
             (claimant(), JobStatus::EmrCompleted),
             (contract(), JobStatus::LambdaFailed)

@@ -142,6 +142,28 @@ pub async fn original_job_item(
         .unwrap_or_else(|e| panic!("the original's UpdateItem on {table}: {e:?}"));
 }
 
+/// A catalog table as the original's Hive DDL made it: its three text columns, OpenCSVSerde,
+/// not partitioned, over the collection's folder.
+pub fn original_table(name: &str, location: &str) -> intraday_aws::TableSpec {
+    use intraday_aws::{Column, Storage, TableSpec};
+    TableSpec {
+        name: name.to_owned(),
+        columns: ["id", "record_timestamp", "record"]
+            .map(|c| Column::new(c, "string"))
+            .to_vec(),
+        partition_keys: vec![],
+        location: location.to_owned(),
+        storage: Storage {
+            input_format: "org.apache.hadoop.mapred.TextInputFormat".into(),
+            output_format: "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat".into(),
+            serde_library: "org.apache.hadoop.hive.serde2.OpenCSVSerde".into(),
+            serde_parameters: Default::default(),
+            compressed: false,
+        },
+        parameters: Default::default(),
+    }
+}
+
 async fn create_job_table(aws: &Aws, by_cluster: bool) -> String {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,

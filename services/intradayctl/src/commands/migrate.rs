@@ -2,7 +2,7 @@
 //! collection, and everything that would stop it. It reads the job table, the collections
 //! secret and the catalog, and changes nothing.
 
-use intraday_aws::{Catalog, JobStore, Secrets, TableInfo};
+use intraday_aws::{Catalog, JobStore, TableInfo};
 use intraday_core::{Collection, CorrelationId, HistoryItem, JobStatus, LockState};
 use serde_json::json;
 
@@ -111,14 +111,7 @@ pub async fn check(env: &Env, database: Option<&str>) -> Result<Report, CtlError
         .map(str::to_owned)
         .unwrap_or_else(|| resources.database.clone());
     let secret = &resources.collections_secret;
-    let collections = Secrets::new(env.aws.secrets())
-        .collections(secret)
-        .await
-        .map_err(|e| {
-            CtlError::Other(format!(
-                "the collections secret `{secret}` cannot be used: {e}"
-            ))
-        })?;
+    let collections = env.collections().await?;
 
     let mut problems: Vec<String> = Vec::new();
     for index in store.missing_indexes().await? {
@@ -322,14 +315,7 @@ pub async fn register_legacy(env: &Env, args: LegacyArgs<'_>) -> Result<Report, 
         .unwrap_or_else(|| resources.database.clone());
     intraday_core::DatabaseName::new(&database)?;
     let secret = &resources.collections_secret;
-    let collections = Secrets::new(env.aws.secrets())
-        .collections(secret)
-        .await
-        .map_err(|e| {
-            CtlError::Other(format!(
-                "the collections secret `{secret}` cannot be used: {e}"
-            ))
-        })?;
+    let collections = env.collections().await?;
     let objects = intraday_aws::Objects::new(env.aws.s3());
     let catalog = Catalog::new(env.aws.glue());
     if !args.dry_run {

@@ -1,6 +1,5 @@
 //! `status`: runs, statuses, windows, clusters, watermarks and locks.
 
-use intraday_aws::Secrets;
 use intraday_core::{Collection, CorrelationId, JobRecord};
 use serde_json::{Value, json};
 
@@ -70,15 +69,12 @@ pub async fn status(
 
     let collections: Vec<Collection> = match collection {
         Some(c) => vec![Collection::parse(c)?],
-        None => {
-            let secret = &env.resources().await?.collections_secret;
-            Secrets::new(env.aws.secrets())
-                .collections(secret)
-                .await?
-                .iter()
-                .map(|e| e.collection.clone())
-                .collect()
-        }
+        None => env
+            .collections()
+            .await?
+            .iter()
+            .map(|e| e.collection.clone())
+            .collect(),
     };
     let single = collections.len() == 1;
     let mut report = Report::new(&[
