@@ -604,3 +604,67 @@ async fn moto_register_legacy_makes_a_table_of_the_originals_finished_folders() 
         "an unfinished folder is not registered"
     );
 }
+
+#[tokio::test]
+async fn moto_dlq_peek_shows_each_message_once_and_leaves_it_where_it_was() {
+    let s = stack().await;
+    let queues = Queues::new(kit::aws().await.sqs());
+    let dlq = &s.outputs["MonitorDlqUrl"];
+    let bodies = [
+        "{\"n\": 1}".to_owned(),
+        "{\"n\": 2,\n  \"note\": \"two\\tlines\"}".to_owned(),
+        "{\"n\": 3}".to_owned(),
+    ];
+    queues.send_batch(dlq, &bodies).await.expect("fill dlq");
+
+    let out = ctl(
+        &s,
+        &["--output", "json", "dlq", "peek", "monitor", "-n", "200"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let messages = report["messages"].as_array().expect("messages");
+    let mut shown: Vec<&str> = messages.iter().filter_map(|m| m["body"].as_str()).collect();
+    shown.sort();
+    assert_eq!(
+        shown,
+        bodies.iter().map(String::as_str).collect::<Vec<_>>(),
+        "each message once"
+    );
+    assert!(
+        messages.iter().all(|m| m["receive_count"] == 1),
+        "{report:#}"
+    );
+
+    // The table keeps one line per message and says how many.
+    let out = ctl(&s, &["dlq", "peek", "monitor"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert_eq!(
+        table.lines().filter(|l| l.contains("{\"n\": ")).count(),
+        3,
+        "{table}"
+    );
+    assert!(
+        table.contains("{\"n\": 2,   \"note\": \"two\\tlines\"}"),
+        "{table}"
+    );
+    assert!(
+        table.ends_with("3 messages; left where they were.\n"),
+        "{table}"
+    );
+
+    // Released at once: all three are there to receive, each read once per peek.
+    let got = queues
+        .receive(
+            dlq,
+            10,
+            Duration::from_secs(1),
+            Some(Duration::from_secs(30)),
+        )
+        .await
+        .expect("receive");
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|m| m.receive_count == 3), "{got:?}");
+}

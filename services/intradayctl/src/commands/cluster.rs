@@ -51,14 +51,32 @@ pub async fn stop(env: &Env, cluster_id: &str) -> Result<Report, CtlError> {
             "cluster {cluster_id} is not one of Intraday's (no ManagedBy=intraday tag); stop it with `aws emr terminate-clusters` if you mean to"
         )));
     }
-    emr.terminate(cluster_id).await?;
     let mut report = Report::new(&["CLUSTER", "WAS", "NOW"]);
+    // TerminateJobFlows on an ended cluster succeeds and does nothing: say so instead.
+    if matches!(
+        info.state.as_str(),
+        "TERMINATING" | "TERMINATED" | "TERMINATED_WITH_ERRORS"
+    ) {
+        report.rows.push(vec![
+            cluster_id.to_owned(),
+            info.state.clone(),
+            info.state.clone(),
+        ]);
+        report.json = json!({"cluster_id": cluster_id, "previous_state": info.state, "terminated_now": false});
+        report.notes.push(format!(
+            "Cluster {cluster_id} is {} already: nothing to do.",
+            info.state
+        ));
+        return Ok(report);
+    }
+    emr.terminate(cluster_id).await?;
     report.rows.push(vec![
         cluster_id.to_owned(),
         info.state.clone(),
         "TERMINATING".into(),
     ]);
-    report.json = json!({"cluster_id": cluster_id, "previous_state": info.state});
+    report.json =
+        json!({"cluster_id": cluster_id, "previous_state": info.state, "terminated_now": true});
     report.notes.push(format!("Once it has terminated the reaper removes its metadata; or run: intradayctl reap {cluster_id}"));
     Ok(report)
 }

@@ -31,44 +31,100 @@ pub async fn list(env: &Env) -> Result<Report, CtlError> {
     Ok(report)
 }
 
-/// Shows messages without consuming them: each is received and released at once, so its
-/// receive count grows by one but it stays where it is.
+/// How long a peeked message stays hidden while the peek goes on: long enough to read a
+/// full queue page by page, so no message is read twice; every one is released at the end.
+const PEEK_HIDE: Duration = Duration::from_secs(60);
+
+/// A body on one line for the table: control characters (line breaks, tabs) as spaces,
+/// cut at `width` characters with an ellipsis. JSON output keeps the body whole.
+pub fn one_line(body: &str, width: usize) -> String {
+    let flat: String = body
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= width {
+        flat
+    } else {
+        let cut: String = flat.chars().take(width.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+/// Shows up to `count` messages without consuming them. Each is read once and kept hidden
+/// while the peek goes on, so it is never shown twice and its receive count grows by exactly
+/// one; all are released together at the end, also when the peek fails half-way.
 pub async fn peek(env: &Env, queue: &str, count: usize) -> Result<Report, CtlError> {
     let (_, dlq) = env.resources().await?.queue(queue)?.clone();
     let queues = env.queues();
-    let mut seen = Vec::new();
-    let mut report = Report::new(&["MESSAGE ID", "RECEIVES", "BODY"]);
-    while seen.len() < count {
-        let got = queues
-            .receive(
-                &dlq,
-                (count - seen.len()).min(10),
-                Duration::from_secs(1),
-                Some(Duration::from_secs(30)),
-            )
-            .await?;
-        if got.is_empty() {
-            break;
-        }
-        for m in got {
-            let body: String = m.body.chars().take(120).collect();
-            report.rows.push(vec![
-                m.message_id.clone(),
-                m.receive_count.to_string(),
-                body,
-            ]);
-            seen.push(json!({"message_id": m.message_id, "receive_count": m.receive_count, "body": m.body, "attributes": m.attributes}));
-            queues
-                .change_visibility(&dlq, &m.receipt_handle, Duration::ZERO)
+    let mut seen: Vec<intraday_aws::Received> = Vec::new();
+    let mut empty_polls = 0;
+    let read = async {
+        while seen.len() < count && empty_polls < 2 {
+            let got = queues
+                .receive(
+                    &dlq,
+                    (count - seen.len()).min(10),
+                    Duration::from_secs(1),
+                    Some(PEEK_HIDE),
+                )
                 .await?;
+            // A short poll can come back empty while messages wait: two in a row mean empty.
+            if got.is_empty() {
+                empty_polls += 1;
+                continue;
+            }
+            empty_polls = 0;
+            for m in got {
+                if !seen.iter().any(|s| s.message_id == m.message_id) {
+                    seen.push(m);
+                }
+            }
+        }
+        Ok::<(), CtlError>(())
+    }
+    .await;
+    let mut released = Ok(());
+    for m in &seen {
+        if let Err(e) = queues
+            .change_visibility(&dlq, &m.receipt_handle, Duration::ZERO)
+            .await
+        {
+            released = Err(e);
         }
     }
-    report.json = json!({"queue": queue, "messages": seen});
-    if seen.is_empty() {
-        report
-            .notes
-            .push(format!("The {queue} dead-letter queue is empty."));
+    read?;
+    released.map_err(|e| {
+        CtlError::Other(format!(
+            "could not release every peeked message ({e}); they become visible again by themselves within {} s",
+            PEEK_HIDE.as_secs()
+        ))
+    })?;
+
+    let mut report = Report::new(&["MESSAGE ID", "RECEIVES", "SENT", "BODY"]);
+    for m in &seen {
+        report.rows.push(vec![
+            m.message_id.clone(),
+            m.receive_count.to_string(),
+            m.sent_ms.map_or("-".into(), super::show_time),
+            one_line(&m.body, 100),
+        ]);
     }
+    report.json = json!({
+        "queue": queue,
+        "dlq_url": dlq,
+        "messages": seen.iter().map(|m| json!({
+            "message_id": m.message_id,
+            "receive_count": m.receive_count,
+            "sent_ms": m.sent_ms,
+            "body": m.body,
+            "attributes": m.attributes,
+        })).collect::<Vec<_>>(),
+    });
+    report.notes.push(match seen.len() {
+        0 => format!("The {queue} dead-letter queue is empty."),
+        1 => "1 message; left where it was.".to_owned(),
+        n => format!("{n} messages; left where they were."),
+    });
     Ok(report)
 }
 

@@ -314,7 +314,6 @@ pub async fn register_legacy(env: &Env, args: LegacyArgs<'_>) -> Result<Report, 
         .map(str::to_owned)
         .unwrap_or_else(|| resources.database.clone());
     intraday_core::DatabaseName::new(&database)?;
-    let secret = &resources.collections_secret;
     let collections = env.collections().await?;
     let objects = intraday_aws::Objects::new(env.aws.s3());
     let catalog = Catalog::new(env.aws.glue());

@@ -97,17 +97,23 @@ pub async fn status(
             .collect();
         let watermark = store.next_window_start(c).await?;
         let lock = store.lock_holder(c).await?;
+        // The index carries only statuses and bounds; read each item for the rest, so the
+        // table and the JSON say the same.
+        let mut runs = Vec::with_capacity(history.len());
         for job in &history {
-            // The index carries only statuses and bounds; read the item for the rest.
-            let full = store
-                .get(&job.correlation_id, c)
-                .await?
-                .unwrap_or_else(|| job.clone());
+            runs.push(
+                store
+                    .get(&job.correlation_id, c)
+                    .await?
+                    .unwrap_or_else(|| job.clone()),
+            );
+        }
+        for full in &runs {
             report.rows.push(vec![
                 c.name(),
                 full.correlation_id.to_string(),
                 full.status.to_string(),
-                window(&full),
+                window(full),
                 full.emr_cluster_id.clone().unwrap_or_else(|| "-".into()),
                 show_time(full.triggered_time),
             ]);
@@ -133,7 +139,7 @@ pub async fn status(
         json_collections.push(json!({
             "collection": c, "next_window_start_ms": watermark,
             "lock": lock.map(|(h, since)| json!({"holder": h, "since_ms": since})),
-            "runs": history.iter().map(job_json).collect::<Vec<_>>(),
+            "runs": runs.iter().map(job_json).collect::<Vec<_>>(),
         }));
     }
     report.json = json!({"collections": json_collections});
