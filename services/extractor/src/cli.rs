@@ -176,6 +176,7 @@ pub async fn execute(args: Args) -> Result<(Manifest, String), ExtractorError> {
                 profile: args.profile.clone(),
                 endpoint_url: args.endpoint_url.clone(),
                 static_credentials: None,
+                timeouts: intraday_aws::Timeouts::long_transfers(),
             }
             .load()
             .await,

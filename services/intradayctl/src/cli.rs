@@ -27,6 +27,17 @@ pub struct Cli {
     /// How to print results.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+    /// Seconds to wait for a connection to AWS (as the AWS CLI's option).
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 5)]
+    pub cli_connect_timeout: u64,
+    /// Seconds to wait for an answer, per attempt (as the AWS CLI's option); every
+    /// operation also gives up after 25 s with its retries.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
+    pub cli_read_timeout: u64,
+    /// Log what the command and the AWS SDK do, on stderr (-vv for the SDK's detail). Without
+    /// it only the result and a one-line error are printed; RUST_LOG overrides both.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// The CloudFormation stack holding Intraday's resources.
     #[arg(
         long,

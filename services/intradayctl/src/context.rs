@@ -102,13 +102,88 @@ pub struct Env {
     resources: OnceCell<Resources>,
 }
 
+/// The shared config and credentials files, where the AWS CLI looks for them.
+fn profile_files() -> Vec<std::path::PathBuf> {
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let file = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| home.join(".aws").join(default))
+    };
+    vec![
+        file("AWS_CONFIG_FILE", "config"),
+        file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+    ]
+}
+
+fn known_profiles() -> Vec<String> {
+    let mut names: Vec<String> = profile_files()
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|text| profile_names(&text))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Profile names in an AWS config or credentials file: `[profile NAME]` or `[NAME]`
+/// (`[default]` included; `[sso-session …]` and `[services …]` are not profiles).
+pub fn profile_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| {
+            let section = line.trim().strip_prefix('[')?.split(']').next()?.trim();
+            let name = section
+                .strip_prefix("profile ")
+                .map(str::trim)
+                .unwrap_or(section);
+            let other = section.starts_with("sso-session ") || section.starts_with("services ");
+            (!name.is_empty() && !other).then(|| name.to_owned())
+        })
+        .collect()
+}
+
+/// The AWS CLI's first-run answers, each its own line: what is missing and how to set it.
+const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_PROFILE, run `aws configure` or `aws sso login`, or pass --endpoint-url for an emulator (with any AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)";
+const NO_REGION: &str = "no AWS region: pass --region, set AWS_REGION, or set `region` in your profile (`aws configure`)";
+
 impl Env {
-    pub async fn new(settings: &AwsSettings, stack: &str) -> Self {
-        Self {
-            aws: settings.load().await,
+    /// Loads AWS's configuration and checks, before any request, that it can be used: the
+    /// profile exists, credentials can be found and a region is set.
+    pub async fn new(settings: &AwsSettings, stack: &str) -> Result<Self, CtlError> {
+        if let Some(profile) = &settings.profile {
+            let known = known_profiles();
+            if !known.iter().any(|p| p == profile) {
+                return Err(CtlError::Config(format!(
+                    "profile `{profile}` is not in {}; known profiles: {}",
+                    profile_files()
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+        }
+        let aws = settings.load().await;
+        if let Some(problem) = aws.credentials_problem().await {
+            tracing::info!(%problem, "no credentials");
+            return Err(CtlError::Config(NO_CREDENTIALS.to_owned()));
+        }
+        if aws.region().is_none() {
+            return Err(CtlError::Config(NO_REGION.to_owned()));
+        }
+        Ok(Self {
+            aws,
             stack: stack.to_owned(),
             resources: OnceCell::new(),
-        }
+        })
     }
 
     pub async fn resources(&self) -> Result<&Resources, CtlError> {
@@ -117,9 +192,21 @@ impl Env {
                 let deployed = Stacks::new(self.aws.cloudformation())
                     .describe(&self.stack)
                     .await
-                    .map_err(|source| CtlError::Stack {
-                        stack: self.stack.clone(),
-                        source,
+                    .map_err(|source| {
+                        // CloudFormation says ValidationError "Stack with id X does not exist".
+                        if source.code() == Some("ValidationError")
+                            && source.to_string().contains("does not exist")
+                        {
+                            CtlError::StackNotFound {
+                                stack: self.stack.clone(),
+                                region: self.aws.region().unwrap_or("?").to_owned(),
+                            }
+                        } else {
+                            CtlError::Stack {
+                                stack: self.stack.clone(),
+                                source,
+                            }
+                        }
                     })?;
                 Resources::from_outputs(&self.stack, &deployed.outputs, &deployed.parameters)
             })
@@ -148,5 +235,17 @@ impl Env {
                     "the collections secret `{secret}` cannot be used: {e}"
                 ))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_are_read_as_the_aws_cli_names_them() {
+        let text = "[default]\nregion = eu-west-2\n[profile ops]\nsso_session = x\n[ dev ]\n\
+                    [sso-session x]\nsso_region = eu-west-2\n[services local]\n";
+        assert_eq!(profile_names(text), ["default", "ops", "dev"]);
     }
 }

@@ -29,6 +29,11 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
         profile: cli.profile.clone(),
         endpoint_url: cli.endpoint_url.clone(),
         static_credentials: None,
+        timeouts: intraday_aws::Timeouts {
+            connect: std::time::Duration::from_secs(cli.cli_connect_timeout.max(1)),
+            read: std::time::Duration::from_secs(cli.cli_read_timeout.max(1)),
+            ..intraday_aws::Timeouts::default()
+        },
     };
     if let Command::Local(LocalCommand::Demo {
         timeout,
@@ -48,9 +53,21 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
     if let Command::Completions { shell } = &cli.command {
         return Ok(completions(*shell));
     }
-    let env = Env::new(&settings, &cli.stack).await;
-    match cli.command {
-        Command::Trigger { collections } => runs::trigger(&env, &collections).await,
+    let endpoint = settings.effective_endpoint().unwrap_or_else(|| {
+        format!(
+            "AWS in {}",
+            cli.region.as_deref().unwrap_or("the configured region")
+        )
+    });
+    let env = Env::new(&settings, &cli.stack).await?;
+    command(cli.command, &env)
+        .await
+        .map_err(|e| e.for_people(&endpoint))
+}
+
+async fn command(command: Command, env: &Env) -> Result<Report, CtlError> {
+    match command {
+        Command::Trigger { collections } => runs::trigger(env, &collections).await,
         Command::Backfill {
             collections,
             start,
@@ -60,7 +77,7 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
             dry_run,
         } => {
             runs::backfill(
-                &env,
+                env,
                 runs::BackfillArgs {
                     collections: &collections,
                     start: &start,
@@ -79,7 +96,7 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
             limit,
         } => {
             status::status(
-                &env,
+                env,
                 run.as_deref(),
                 collection.as_deref(),
                 since.as_deref(),
@@ -92,7 +109,7 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
             collections,
             reason,
             by,
-        } => ack::ack(&env, &run, &collections, &reason, by.as_deref()).await,
+        } => ack::ack(env, &run, &collections, &reason, by.as_deref()).await,
         Command::Replay { queue, file, stdin } => {
             let body = match (file, stdin) {
                 (Some(path), _) => std::fs::read_to_string(&path).map_err(|e| CtlError::Read {
@@ -115,10 +132,10 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
                     ));
                 }
             };
-            replay::replay(&env, &queue, &body).await
+            replay::replay(env, &queue, &body).await
         }
-        Command::Dlq(DlqCommand::List) => dlq::list(&env).await,
-        Command::Dlq(DlqCommand::Peek { queue, count }) => dlq::peek(&env, &queue, count).await,
+        Command::Dlq(DlqCommand::List) => dlq::list(env).await,
+        Command::Dlq(DlqCommand::Peek { queue, count }) => dlq::peek(env, &queue, count).await,
         Command::Dlq(DlqCommand::Redrive {
             queue,
             max,
@@ -131,21 +148,21 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
                     flag.store(true, Ordering::SeqCst);
                 }
             });
-            dlq::redrive(&env, &queue, max, dry_run, &stop).await
+            dlq::redrive(env, &queue, max, dry_run, &stop).await
         }
         Command::Cluster(ClusterCommand::Start { params }) => {
-            cluster::start(&env, params.as_deref()).await
+            cluster::start(env, params.as_deref()).await
         }
         Command::Cluster(ClusterCommand::Stop { cluster_id }) => {
-            cluster::stop(&env, &cluster_id).await
+            cluster::stop(env, &cluster_id).await
         }
         Command::Reap {
             cluster_id,
             dry_run,
             hbase_root,
-        } => reap::reap(&env, &cluster_id, dry_run, hbase_root.as_deref()).await,
+        } => reap::reap(env, &cluster_id, dry_run, hbase_root.as_deref()).await,
         Command::Migrate(MigrateCommand::Check { database }) => {
-            migrate::check(&env, database.as_deref()).await
+            migrate::check(env, database.as_deref()).await
         }
         Command::Migrate(MigrateCommand::RegisterLegacy {
             prefix,
@@ -154,7 +171,7 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
             dry_run,
         }) => {
             migrate::register_legacy(
-                &env,
+                env,
                 migrate::LegacyArgs {
                     prefix: &prefix,
                     database: database.as_deref(),

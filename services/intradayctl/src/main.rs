@@ -6,9 +6,17 @@ use intradayctl::cli::Cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Handler logs (the local demo runs them in this process) at warn unless RUST_LOG says.
-    intraday_runtime::init_logging_at("warn");
     let cli = Cli::parse();
+    // A person reads stdout and stderr: no SDK log lines (credential-chain and metadata
+    // service warnings) unless asked with -v; handler warnings (the local demo runs the
+    // handlers in this process) stay.
+    intraday_runtime::init_logging_at(match cli.verbose {
+        0 => {
+            "warn,aws_config=off,aws_smithy_runtime=off,aws_smithy_http_client=off,aws_runtime=off,hyper_util=off"
+        }
+        1 => "info,aws_config=info,aws_smithy_runtime=info",
+        _ => "debug",
+    });
     let format = cli.output;
     match intradayctl::run(cli).await {
         Ok(report) => {
@@ -28,7 +36,7 @@ async fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("intradayctl: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

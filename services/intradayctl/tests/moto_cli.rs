@@ -269,12 +269,13 @@ async fn moto_unknown_stack_says_what_to_do() {
         outputs: Default::default(),
     };
     let out = ctl(&s, &["dlq", "list"], None);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
-    assert!(err.contains("stack `no-such-stack` was not found"), "{err}");
-    assert!(
-        err.contains("deploy infra/template.yaml or pass --stack NAME"),
-        "{err}"
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "intradayctl: stack `no-such-stack` was not found in {}; deploy infra/template.yaml (infra/README.md) or pass --stack NAME\n",
+            kit::REGION
+        )
     );
 }
 

@@ -2,7 +2,9 @@
 //! here, so region, profile and endpoint override behave the same everywhere.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_smithy_http_client::proxy::ProxyConfig;
@@ -18,6 +20,50 @@ pub struct AwsSettings {
     pub endpoint_url: Option<String>,
     /// Fixed credentials, for an emulator on loopback; otherwise the default chain.
     pub static_credentials: Option<(String, String)>,
+    pub timeouts: Timeouts,
+}
+
+/// How long a request may take. The SDK sets no read or operation timeout of its own, so a
+/// connection that is accepted and never answered would hold a handler (or the CLI) for as
+/// long as it lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Waiting for an answer; above SQS's longest long poll (20 s).
+    pub read: Duration,
+    /// All attempts of one operation, retries included; `None` leaves it unbounded.
+    pub operation: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    /// An operation gives up after 25 s, below the functions' 30 s Lambda timeout, so a hung
+    /// call fails the one message with an error naming it instead of killing the invocation.
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(30),
+            operation: Some(Duration::from_secs(25)),
+        }
+    }
+}
+
+impl Timeouts {
+    /// For the extractor's multipart uploads, whose parts may take longer than any fixed
+    /// bound on a busy node: connect and read timeouts only.
+    pub fn long_transfers() -> Self {
+        Self {
+            operation: None,
+            ..Self::default()
+        }
+    }
+
+    fn config(self) -> TimeoutConfig {
+        let mut builder = TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .read_timeout(self.read);
+        builder.set_operation_timeout(self.operation);
+        builder.build()
+    }
 }
 
 impl AwsSettings {
@@ -28,6 +74,7 @@ impl AwsSettings {
             profile: None,
             endpoint_url: Some(endpoint_url.into()),
             static_credentials: Some(("test".to_owned(), "test".to_owned())),
+            timeouts: Timeouts::default(),
         }
     }
 
@@ -40,7 +87,8 @@ impl AwsSettings {
     }
 
     pub async fn load(&self) -> Aws {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).timeout_config(self.timeouts.config());
         if let Some(region) = &self.region {
             loader = loader.region(Region::new(region.clone()));
         }
@@ -135,6 +183,20 @@ impl Aws {
 
     pub fn region(&self) -> Option<&str> {
         self.sdk.region().map(|r| r.as_ref())
+    }
+
+    /// Why no credentials can be had, before any request needs them; `None` when they can.
+    /// The reason is the provider chain's own, on one line (it names a missing profile).
+    pub async fn credentials_problem(&self) -> Option<String> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let Some(provider) = self.sdk.credentials_provider() else {
+            return Some("no credentials provider is configured".to_owned());
+        };
+        provider
+            .provide_credentials()
+            .await
+            .err()
+            .map(|e| crate::causes(&e))
     }
 }
 

@@ -168,7 +168,24 @@ where
         }
         _ => AwsError::Transport {
             operation,
-            message: DisplayErrorContext(&err).to_string(),
+            message: causes(&err),
         },
     }
+}
+
+/// An error and its sources as one line, each level's own message once: what went wrong
+/// down to the root cause (`connection refused`, `no credentials`), without the debug dump
+/// of the SDK's internals that `DisplayErrorContext` appends.
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        // Wrappers often repeat their source's message; keep each message once.
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }

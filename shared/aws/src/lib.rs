@@ -40,10 +40,10 @@ pub use catalog::{
     Catalog, Column, MAX_PARTITION_BATCH, PartitionFailure, PartitionInfo, PartitionReport,
     PartitionSpec, Storage, TableInfo, TableSpec, Upserted, ViewSpec,
 };
-pub use config::{Aws, AwsSettings, is_loopback};
+pub use config::{Aws, AwsSettings, Timeouts, is_loopback};
 #[cfg(feature = "emr")]
 pub use emr::{ClusterInfo, ClusterRequest, ClusterSummary, Emr, StepInfo};
-pub use error::AwsError;
+pub use error::{AwsError, causes};
 #[cfg(feature = "lambda")]
 pub use functions::{FunctionInfo, Functions};
 pub use jobs::{Condition, JobStore, Outcome, TxOp, Value};

@@ -40,7 +40,7 @@ pub async fn status(
         let run = CorrelationId::new(run)?;
         let jobs = store.run(&run).await?;
         if jobs.is_empty() {
-            return Err(CtlError::Invalid(format!(
+            return Err(CtlError::NotFound(format!(
                 "no run `{run}` in the job table; list recent runs with `intradayctl status`"
             )));
         }
