@@ -84,6 +84,10 @@ pub enum Command {
         /// Print the plan and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Send it even into the scheduled runs' database or output prefix, or with a window
+        /// that ends in the future.
+        #[arg(long)]
+        force: bool,
     },
     /// Runs, statuses, windows, clusters, watermarks and locks.
     #[command(

@@ -75,6 +75,7 @@ async fn command(command: Command, env: &Env) -> Result<Report, CtlError> {
             database,
             prefix,
             dry_run,
+            force,
         } => {
             runs::backfill(
                 env,
@@ -85,6 +86,7 @@ async fn command(command: Command, env: &Env) -> Result<Report, CtlError> {
                     database: &database,
                     prefix: prefix.as_deref(),
                     dry_run,
+                    force,
                 },
             )
             .await

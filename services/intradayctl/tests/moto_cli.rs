@@ -669,3 +669,111 @@ async fn moto_dlq_peek_shows_each_message_once_and_leaves_it_where_it_was() {
     assert_eq!(got.len(), 3);
     assert!(got.iter().all(|m| m.receive_count == 3), "{got:?}");
 }
+
+/// Nothing is sent that the scheduler would refuse later, or that would write where the
+/// scheduled runs write: the command says why, with the known collections, and exits 2.
+#[tokio::test]
+async fn moto_trigger_backfill_and_status_check_their_input_before_sending() {
+    use base64::Engine;
+    let aws = kit::aws().await;
+    let secret = format!("/intraday/{}", kit::unique("collections"));
+    intraday_aws::Secrets::new(aws.secrets())
+        .put(
+            &secret,
+            &base64::engine::general_purpose::STANDARD.encode(
+                "{'collections_all': {'db.core.claimant': {'db': 'core', 'table': 'claimant'}}}",
+            ),
+        )
+        .await
+        .expect("secret");
+    let s = stack_with(&[("CollectionsSecretName", &secret)]).await;
+    let queues = Queues::new(aws.sqs());
+    let cases: [(&[&str], i32, &str); 5] = [
+        (
+            &["trigger", "--collections", "db.core.nosuch"],
+            2,
+            "intradayctl: invalid collection `db.core.nosuch`: the collections secret does not list it (it lists db.core.claimant)",
+        ),
+        (
+            &[
+                "backfill",
+                "--collection",
+                "core:nosuch",
+                "--start",
+                "2024-03-01T00:00:00Z",
+                "--end",
+                "2024-03-02T00:00:00Z",
+            ],
+            2,
+            "intradayctl: invalid collection `db.core.nosuch`: the collections secret does not list it",
+        ),
+        (
+            &[
+                "backfill",
+                "--collection",
+                "db.core.claimant",
+                "--start",
+                "2024-03-01T00:00:00Z",
+                "--end",
+                "2999-01-01T00:00:00Z",
+            ],
+            2,
+            "intradayctl: --end 2999-01-01T00:00:00Z is in the future",
+        ),
+        (
+            &[
+                "backfill",
+                "--collection",
+                "db.core.claimant",
+                "--start",
+                "2024-03-01T00:00:00Z",
+                "--end",
+                "2024-03-02T00:00:00Z",
+                "--database",
+                "intraday",
+            ],
+            2,
+            "intradayctl: --database intraday is the database scheduled runs write",
+        ),
+        (
+            &["status", "--collection", "db.core.claimnat"],
+            4,
+            "intradayctl: `db.core.claimnat` is not in the collections secret and has no runs; it lists db.core.claimant",
+        ),
+    ];
+    for (args, code, want) in cases {
+        let out = ctl(&s, args, None);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.starts_with(want), "{args:?}: {err}");
+    }
+    assert!(
+        drain(&queues, &s.outputs["SchedulerQueueUrl"])
+            .await
+            .is_empty(),
+        "nothing was sent"
+    );
+
+    // What is valid is sent, and a forced backfill is the operator's call.
+    let out = ctl(&s, &["trigger", "--collections", "core:claimant"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = ctl(
+        &s,
+        &[
+            "backfill",
+            "--collection",
+            "db.core.claimant",
+            "--start",
+            "2024-03-01T00:00:00Z",
+            "--end",
+            "2999-01-01T00:00:00Z",
+            "--force",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        drain(&queues, &s.outputs["SchedulerQueueUrl"]).await.len(),
+        2
+    );
+}

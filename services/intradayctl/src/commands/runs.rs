@@ -9,11 +9,62 @@ use crate::CtlError;
 use crate::context::Env;
 use crate::output::Report;
 
-fn collections(names: &[String]) -> Result<Vec<Collection>, CtlError> {
-    names
+/// The named collections, each checked against the collections secret before anything is
+/// sent: the scheduler would refuse an unknown one later, after the command said "Requested".
+async fn known_collections(env: &Env, names: &[String]) -> Result<Vec<Collection>, CtlError> {
+    let wanted = names
         .iter()
         .map(|n| Collection::parse(n).map_err(CtlError::from))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    let secret = env.collections().await?;
+    secret.select(&wanted)?;
+    Ok(wanted)
+}
+
+/// Where scheduled runs write: the scheduler's `s3://<output bucket>/data/`.
+pub const LIVE_PREFIX: &str = "data/";
+
+/// Refuses a backfill that would write where scheduled runs write (their database or their
+/// output prefix) or extract a window that has not happened yet, unless `force`.
+pub fn check_backfill(
+    database: &str,
+    prefix: &S3Uri,
+    live_database: &str,
+    live_prefix: &S3Uri,
+    window: Window,
+    now: u64,
+    force: bool,
+) -> Result<(), CtlError> {
+    if force {
+        return Ok(());
+    }
+    let refuse = |why: String| {
+        Err(CtlError::Invalid(format!(
+            "{why}; nothing was sent (--force sends it anyway)"
+        )))
+    };
+    if database == live_database {
+        return refuse(format!(
+            "--database {database} is the database scheduled runs write; a backfill writes to one of its own (default intraday_backfill)"
+        ));
+    }
+    let live = live_prefix.as_prefix();
+    let target = prefix.as_prefix();
+    if target.bucket() == live.bucket()
+        && (target.key().starts_with(live.key()) || live.key().starts_with(target.key()))
+    {
+        return refuse(format!(
+            "--prefix {target} overlaps {live}, where scheduled runs write; leave --prefix out for s3://{}/backfill/<run>/",
+            live.bucket()
+        ));
+    }
+    if window.end_ms() > now {
+        return refuse(format!(
+            "--end {} is in the future: records written after now would be missed, and a backfill never runs again",
+            show_time(window.end_ms())
+        ));
+    }
+    Ok(())
 }
 
 /// A fresh run id: `<kind>-<YYYYMMDD-HHMM>-<4 hex>`.
@@ -43,7 +94,7 @@ pub async fn trigger(env: &Env, names: &[String]) -> Result<Report, CtlError> {
         collections: if names.is_empty() {
             None
         } else {
-            Some(collections(names)?)
+            Some(known_collections(env, names).await?)
         },
         backfill: None,
         attempt: 1,
@@ -76,6 +127,7 @@ pub struct BackfillArgs<'a> {
     pub database: &'a str,
     pub prefix: Option<&'a str>,
     pub dry_run: bool,
+    pub force: bool,
 }
 
 pub async fn backfill(env: &Env, args: BackfillArgs<'_>) -> Result<Report, CtlError> {
@@ -85,19 +137,27 @@ pub async fn backfill(env: &Env, args: BackfillArgs<'_>) -> Result<Report, CtlEr
         parse_time("--end", args.end)?,
     )?;
     let run = run_id("backfill", now)?;
+    let resources = env.resources().await?;
     let output_prefix = match args.prefix {
         Some(prefix) => S3Uri::parse(prefix)?.as_prefix(),
-        None => S3Uri::new(
-            &env.resources().await?.output_bucket,
-            &format!("backfill/{run}/"),
-        )?,
+        None => S3Uri::new(&resources.output_bucket, &format!("backfill/{run}/"))?,
     };
+    check_backfill(
+        args.database,
+        &output_prefix,
+        &resources.database,
+        &S3Uri::new(&resources.output_bucket, LIVE_PREFIX)?,
+        window,
+        now,
+        args.force,
+    )?;
+    let collections = known_collections(env, args.collections).await?;
     let request = RunRequested {
         version: MESSAGE_VERSION,
         correlation_id: run.clone(),
         trigger: Trigger::Manual,
         trigger_time_ms: now,
-        collections: Some(collections(args.collections)?),
+        collections: Some(collections),
         backfill: Some(Backfill {
             window,
             database: DatabaseName::new(args.database)?,
@@ -132,4 +192,75 @@ pub async fn backfill(env: &Env, args: BackfillArgs<'_>) -> Result<Report, CtlEr
         format!("Requested. Follow it with: intradayctl status --run {run}")
     });
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backfill_never_writes_where_scheduled_runs_write_nor_into_the_future() {
+        let live = S3Uri::parse("s3://out-bucket/data/").expect("uri");
+        let window = Window::new(1_000, 2_000).expect("window");
+        let check = |db: &str, prefix: &str, window: Window, force: bool| {
+            check_backfill(
+                db,
+                &S3Uri::parse(prefix).expect("uri"),
+                "intraday",
+                &live,
+                window,
+                5_000,
+                force,
+            )
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            check(
+                "intraday_backfill",
+                "s3://out-bucket/backfill/r/",
+                window,
+                false
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check("intraday_backfill", "s3://other/data/", window, false),
+            Ok(())
+        );
+        let refused = [
+            (
+                check("intraday", "s3://out-bucket/backfill/r/", window, false),
+                "--database intraday is the database scheduled runs write",
+            ),
+            (
+                check("x", "s3://out-bucket/data/core_claimant/", window, false),
+                "--prefix s3://out-bucket/data/core_claimant/ overlaps s3://out-bucket/data/",
+            ),
+            (
+                check("x", "s3://out-bucket/", window, false),
+                "--prefix s3://out-bucket/ overlaps",
+            ),
+            (
+                check(
+                    "x",
+                    "s3://out-bucket/b/",
+                    Window::new(1_000, 9_000).expect("w"),
+                    false,
+                ),
+                "--end 1970-01-01T00:00:09Z is in the future",
+            ),
+        ];
+        for (got, want) in refused {
+            let err = got.expect_err(want);
+            assert!(err.starts_with(want), "{err}");
+            assert!(
+                err.ends_with("nothing was sent (--force sends it anyway)"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            check("intraday", "s3://out-bucket/data/", window, true),
+            Ok(())
+        );
+    }
 }

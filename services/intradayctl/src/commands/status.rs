@@ -67,14 +67,10 @@ pub async fn status(
         return Ok(report);
     }
 
+    let secret = env.collections().await?;
     let collections: Vec<Collection> = match collection {
         Some(c) => vec![Collection::parse(c)?],
-        None => env
-            .collections()
-            .await?
-            .iter()
-            .map(|e| e.collection.clone())
-            .collect(),
+        None => secret.iter().map(|e| e.collection.clone()).collect(),
     };
     let single = collections.len() == 1;
     let mut report = Report::new(&[
@@ -118,6 +114,23 @@ pub async fn status(
                 show_time(full.triggered_time),
             ]);
         }
+        // A typo must not look like a new collection ("no runs; starts at 0").
+        let listed = secret.get(c).is_some();
+        if history.is_empty() && !listed {
+            return Err(CtlError::NotFound(format!(
+                "`{c}` is not in the collections secret and has no runs; it lists {}",
+                secret
+                    .iter()
+                    .map(|e| e.collection.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if !listed {
+            report.notes.push(format!(
+                "{c} is not in the collections secret any more: no new run extracts it."
+            ));
+        }
         if history.is_empty() {
             report.rows.push(vec![
                 c.name(),
@@ -137,7 +150,7 @@ pub async fn status(
                 ))
         ));
         json_collections.push(json!({
-            "collection": c, "next_window_start_ms": watermark,
+            "collection": c, "in_secret": listed, "next_window_start_ms": watermark,
             "lock": lock.map(|(h, since)| json!({"holder": h, "since_ms": since})),
             "runs": runs.iter().map(job_json).collect::<Vec<_>>(),
         }));
