@@ -209,10 +209,11 @@ async fn moto_ack_on_a_run_that_did_not_fail_is_refused_and_changes_nothing() {
         ],
         None,
     );
-    assert!(!out.status.success());
-    assert_eq!(
-        text(&out.stderr).trim(),
-        "intradayctl: run `scheduled-20240311-1030` of `db.core.claimant` is EMR_COMPLETED, not failed: only EMR_FAILED and LAMBDA_FAILED runs can be acknowledged"
+    assert_eq!(out.status.code(), Some(1));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("refused  run `scheduled-20240311-1030` of `db.core.claimant` is EMR_COMPLETED, not failed: only EMR_FAILED and LAMBDA_FAILED runs can be acknowledged"),
+        "{shown}"
     );
     assert_eq!(
         store.get(&run, &c).await.expect("get").map(|j| j.status),
@@ -249,6 +250,66 @@ async fn moto_ack_on_a_run_that_did_not_fail_is_refused_and_changes_nothing() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         store.get(&failed, &c).await.expect("get").map(|j| j.status),
+        Some(JobStatus::AcknowledgedEmrFailed)
+    );
+    let acked: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let arn = acked["by_arn"]
+        .as_str()
+        .expect("the caller's identity")
+        .to_owned();
+    assert!(arn.starts_with("arn:aws:"), "{acked:#}");
+    let recorded = store
+        .acknowledgement(&failed, &c)
+        .await
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(recorded.by.as_deref(), Some("ops"));
+    assert_eq!(recorded.by_arn.as_deref(), Some(arn.as_str()));
+
+    // Several at once: each reports its own result; one already acknowledged says by whom,
+    // and does not stop the other.
+    let contract = Collection::parse("db.core.contract").expect("c");
+    store
+        .create(&JobRecord::new(
+            failed.clone(),
+            contract.clone(),
+            JobStatus::EmrFailed,
+            2,
+        ))
+        .await
+        .expect("item");
+    let out = ctl(
+        &s,
+        &[
+            "--output",
+            "json",
+            "ack",
+            failed.as_str(),
+            "--collection",
+            "db.core.claimant",
+            "--collection",
+            "core:contract",
+            "--reason",
+            "again",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let both: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(both["collections"][0]["result"], "already acknowledged");
+    let detail = both["collections"][0]["detail"].as_str().expect("detail");
+    assert!(
+        detail.starts_with(&format!("_FAILED by ops ({arn}) at "))
+            && detail.ends_with(": disk resized"),
+        "{detail}"
+    );
+    assert_eq!(both["collections"][1]["result"], "acknowledged");
+    assert_eq!(
+        store
+            .get(&failed, &contract)
+            .await
+            .expect("get")
+            .map(|j| j.status),
         Some(JobStatus::AcknowledgedEmrFailed)
     );
 

@@ -297,6 +297,7 @@ async fn moto_a_failed_run_defers_the_next_until_acknowledged_then_it_launches_f
             &CorrelationId::new("r-old").expect("id"),
             &claimant,
             "ops",
+            None,
             "x",
         )
         .await
@@ -308,7 +309,7 @@ async fn moto_a_failed_run_defers_the_next_until_acknowledged_then_it_launches_f
     assert_eq!(
         s.ctx
             .store
-            .acknowledge(&failed, &claimant, "ops@example", "disk full, fixed")
+            .acknowledge(&failed, &claimant, "ops@example", None, "disk full, fixed")
             .await
             .expect("ack"),
         JobStatus::AcknowledgedEmrFailed

@@ -176,6 +176,22 @@ impl Aws {
         aws_sdk_cloudformation::Client::new(&self.sdk)
     }
 
+    pub fn sts(&self) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(&self.sdk)
+    }
+
+    /// Who the credentials belong to: `GetCallerIdentity`'s ARN. It needs no permission.
+    pub async fn caller_arn(&self) -> Result<String, crate::AwsError> {
+        use crate::error::SdkResultExt;
+        let out = self
+            .sts()
+            .get_caller_identity()
+            .send()
+            .await
+            .aws("GetCallerIdentity")?;
+        Ok(out.arn().unwrap_or_default().to_owned())
+    }
+
     /// Whether requests go to an endpoint override (an emulator) rather than AWS.
     pub fn has_custom_endpoint(&self) -> bool {
         self.custom_endpoint

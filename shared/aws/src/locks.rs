@@ -23,6 +23,17 @@ pub const ATTR_HELD_SINCE: &str = "HeldSince";
 pub const ATTR_ACK_BY: &str = "AcknowledgedBy";
 pub const ATTR_ACK_AT: &str = "AcknowledgedAt";
 pub const ATTR_ACK_REASON: &str = "Reason";
+/// The AWS identity (ARN) whose credentials acknowledged, beside the person's name.
+pub const ATTR_ACK_ARN: &str = "AcknowledgedByArn";
+
+/// Who acknowledged a failed run, when and why, as recorded on its item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    pub by: Option<String>,
+    pub by_arn: Option<String>,
+    pub at_ms: Option<u64>,
+    pub reason: Option<String>,
+}
 
 fn lock_key(collection: &Collection) -> Item {
     HashMap::from([
@@ -153,6 +164,7 @@ impl JobStore {
         run: &CorrelationId,
         collection: &Collection,
         by: &str,
+        by_arn: Option<&str>,
         reason: &str,
     ) -> Result<JobStatus, AwsError> {
         let job = self
@@ -163,16 +175,15 @@ impl JobStore {
                 collection: collection.name(),
             })?;
         let to = job.status.acknowledge(run, collection)?;
-        let mut ops = vec![TxOp::transition(
-            run,
-            collection,
-            to,
-            &[
-                (ATTR_ACK_BY, Value::S(by.to_owned())),
-                (ATTR_ACK_AT, Value::N(now_ms())),
-                (ATTR_ACK_REASON, Value::S(reason.to_owned())),
-            ],
-        )];
+        let mut set = vec![
+            (ATTR_ACK_BY, Value::S(by.to_owned())),
+            (ATTR_ACK_AT, Value::N(now_ms())),
+            (ATTR_ACK_REASON, Value::S(reason.to_owned())),
+        ];
+        if let Some(arn) = by_arn.filter(|a| !a.is_empty()) {
+            set.push((ATTR_ACK_ARN, Value::S(arn.to_owned())));
+        }
+        let mut ops = vec![TxOp::transition(run, collection, to, &set)];
         if matches!(self.lock_holder(collection).await?, Some((holder, _)) if &holder == run) {
             ops.push(TxOp::release_lock(collection, run));
         }
@@ -198,5 +209,39 @@ impl JobStore {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The acknowledgement recorded on a run's item, if it has one.
+    pub async fn acknowledgement(
+        &self,
+        run: &CorrelationId,
+        collection: &Collection,
+    ) -> Result<Option<Acknowledgement>, AwsError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(crate::jobs::job_key(run, collection)))
+            .consistent_read(true)
+            .send()
+            .await
+            .aws("GetItem")?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let text = |name: &str| match item.get(name) {
+            Some(AttributeValue::S(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let ack = Acknowledgement {
+            by: text(ATTR_ACK_BY),
+            by_arn: text(ATTR_ACK_ARN),
+            at_ms: match item.get(ATTR_ACK_AT) {
+                Some(AttributeValue::N(n)) => n.parse().ok(),
+                _ => None,
+            },
+            reason: text(ATTR_ACK_REASON),
+        };
+        Ok((ack.by.is_some() || ack.at_ms.is_some()).then_some(ack))
     }
 }
