@@ -28,6 +28,37 @@ fn accepts(queue: &str, inbound: &Inbound) -> bool {
     }
 }
 
+/// The alternative of a `oneOf` schema whose `type` is `kind`, standing alone (with the
+/// definitions it refers to).
+fn schema_for_type(schema: &Value, kind: &str) -> Option<Value> {
+    let one = schema.get("oneOf")?.as_array()?.iter().find(|alt| {
+        alt.pointer("/properties/type/const")
+            .and_then(Value::as_str)
+            == Some(kind)
+    })?;
+    let mut standalone = one.clone();
+    if let (Some(obj), Some(defs)) = (standalone.as_object_mut(), schema.get("$defs")) {
+        obj.insert("$defs".to_owned(), defs.clone());
+        if let Some(draft) = schema.get("$schema") {
+            obj.insert("$schema".to_owned(), draft.clone());
+        }
+    }
+    Some(standalone)
+}
+
+fn message_types(schema: &Value) -> Vec<String> {
+    schema
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .map(|alts| {
+            alts.iter()
+                .filter_map(|a| a.pointer("/properties/type/const").and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Checks a body against the schema it claims and the types behind it.
 pub fn validate(queue: &str, body: &str) -> Result<Inbound, CtlError> {
     let value: Value = serde_json::from_str(body).map_err(|e| {
@@ -42,15 +73,30 @@ pub fn validate(queue: &str, body: &str) -> Result<Inbound, CtlError> {
         .ok_or_else(|| CtlError::Other(format!("no schema {file} in this release")))?;
     let schema_value: Value =
         serde_json::from_str(text).map_err(|e| CtlError::Other(e.to_string()))?;
+    // One of ours names its type: validate against that type's schema alone, so each error
+    // names the field, not "valid under none of the oneOf schemas" at the root.
+    let (schema_value, what) = match value.get("type").and_then(Value::as_str) {
+        Some(kind) => match schema_for_type(&schema_value, kind) {
+            Some(one) => (one, format!("a {kind}")),
+            None => {
+                return Err(CtlError::Invalid(format!(
+                    "`type` is `{kind}`, which is none of {}; nothing was sent",
+                    message_types(&schema_value).join(", ")
+                )));
+            }
+        },
+        None => (schema_value, "the message".to_owned()),
+    };
     let validator =
         jsonschema::validator_for(&schema_value).map_err(|e| CtlError::Other(e.to_string()))?;
     let errors: Vec<String> = validator
         .iter_errors(&value)
         .map(|e| {
             let at = e.instance_path().to_string();
-            format!("{} (at `{}`)", e, if at.is_empty() { "/" } else { &at })
+            format!("{}: {e}", if at.is_empty() { "/" } else { &at })
         })
         .collect();
+    tracing::debug!(%what, errors = errors.len(), "validated");
     if !errors.is_empty() {
         return Err(CtlError::Schema {
             schema: file.to_owned(),
@@ -88,14 +134,31 @@ mod tests {
         assert!(validate("launcher", LAUNCH).is_ok());
         let mut broken: Value = serde_json::from_str(LAUNCH).expect("json");
         broken["collections"][0]["window"]["start_ms"] = json!("soon");
+        broken
+            .as_object_mut()
+            .expect("object")
+            .remove("correlation_id");
         let err = validate("launcher", &broken.to_string())
             .unwrap_err()
             .to_string();
+        assert_eq!(
+            err,
+            "the message does not match events/schemas/message.json:\n  \
+             /: \"correlation_id\" is a required property\n  \
+             /collections/0/window/start_ms: \"soon\" is not of type \"integer\"\n\
+             nothing was sent"
+        );
+        let mut unknown: Value = serde_json::from_str(LAUNCH).expect("json");
+        unknown["type"] = json!("LaunchRequestd");
+        let err = validate("launcher", &unknown.to_string())
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.starts_with("the message does not match events/schemas/message.json"),
+            err.starts_with(
+                "`type` is `LaunchRequestd`, which is none of RunRequested, LaunchRequested"
+            ),
             "{err}"
         );
-        assert!(err.ends_with("nothing was sent"), "{err}");
         let err = validate("scheduler", LAUNCH).unwrap_err().to_string();
         assert_eq!(
             err,
