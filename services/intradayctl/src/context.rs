@@ -19,12 +19,30 @@ pub const QUEUES: [(&str, &str); 5] = [
     ("reaper", "Reaper"),
 ];
 
+/// The EventBridge rules' dead-letter queues: `(name, stack output, the service whose queue
+/// the rule feeds)`. Their messages are events the rule could not deliver; a redrive sends
+/// them to that queue.
+pub const RULE_DLQS: [(&str, &str, &str); 5] = [
+    (
+        "schedule-sun-fri-rule",
+        "ScheduleSunFriRuleDlqUrl",
+        "scheduler",
+    ),
+    ("schedule-sat-rule", "ScheduleSatRuleDlqUrl", "scheduler"),
+    ("monitor-sweep-rule", "MonitorSweepRuleDlqUrl", "monitor"),
+    ("emr-state-rule", "EmrStateRuleDlqUrl", "monitor"),
+    ("emr-terminated-rule", "EmrTerminatedRuleDlqUrl", "reaper"),
+];
+
 /// What the stack says about this deployment.
 #[derive(Debug, Clone)]
 pub struct Resources {
     pub job_table: String,
     /// Service name → (queue URL, dead-letter queue URL).
     pub queues: BTreeMap<String, (String, String)>,
+    /// Rule name → (the queue it feeds, its dead-letter queue URL); a stack older than these
+    /// outputs has none.
+    pub rule_dlqs: BTreeMap<String, (String, String)>,
     pub output_bucket: String,
     pub alerts_topic_arn: String,
     pub collections_secret: String,
@@ -58,9 +76,16 @@ impl Resources {
                 ),
             );
         }
+        let mut rule_dlqs = BTreeMap::new();
+        for (rule, output, feeds) in RULE_DLQS {
+            if let (Some(dlq), Some((url, _))) = (outputs.get(output), queues.get(feeds)) {
+                rule_dlqs.insert(rule.to_owned(), (url.clone(), dlq.clone()));
+            }
+        }
         Ok(Self {
             job_table: get("JobTableName")?,
             queues,
+            rule_dlqs,
             output_bucket: get("OutputBucketName")?,
             alerts_topic_arn: get("AlertsTopicArn")?,
             collections_secret: parameters
@@ -79,19 +104,26 @@ impl Resources {
         })
     }
 
-    /// A queue by service name (`monitor`) or by its own name (`intraday-monitor`).
+    /// A queue and its dead-letter queue by service name (`monitor`), by a rule's name
+    /// (`emr-state-rule`: the queue it feeds and its own dead-letter queue), or by a queue's
+    /// own name (`intraday-monitor`).
     pub fn queue(&self, name: &str) -> Result<&(String, String), CtlError> {
-        self.queues
-            .get(name)
+        let all = || self.queues.iter().chain(self.rule_dlqs.iter());
+        all()
+            .find(|(n, _)| n.as_str() == name)
             .or_else(|| {
-                self.queues
-                    .iter()
-                    .find(|(_, (url, dlq))| {
-                        url.ends_with(&format!("/{name}")) || dlq.ends_with(&format!("/{name}"))
-                    })
-                    .map(|(_, urls)| urls)
+                all().find(|(_, (url, dlq))| {
+                    url.ends_with(&format!("/{name}")) || dlq.ends_with(&format!("/{name}"))
+                })
             })
-            .ok_or_else(|| CtlError::UnknownQueue(name.to_owned()))
+            .map(|(_, urls)| urls)
+            .ok_or_else(|| CtlError::UnknownQueue {
+                name: name.to_owned(),
+                known: all()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 }
 

@@ -36,8 +36,8 @@ pub enum CtlError {
     #[error("cannot reach {endpoint} ({cause}); check --endpoint-url, the network and any proxy")]
     Unreachable { endpoint: String, cause: String },
 
-    #[error("unknown queue `{0}`; use one of scheduler, launcher, monitor, tables, reaper")]
-    UnknownQueue(String),
+    #[error("unknown queue `{name}`; use one of {known}")]
+    UnknownQueue { name: String, known: String },
 
     #[error("{0}")]
     Invalid(String),
@@ -69,7 +69,7 @@ impl CtlError {
             | CtlError::MissingOutput { .. }
             | CtlError::Config(_)
             | CtlError::Unreachable { .. } => exit::CONFIGURATION,
-            CtlError::UnknownQueue(_)
+            CtlError::UnknownQueue { .. }
             | CtlError::Invalid(_)
             | CtlError::Schema { .. }
             | CtlError::Read { .. }

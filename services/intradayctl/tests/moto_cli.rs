@@ -838,3 +838,54 @@ async fn moto_trigger_backfill_and_status_check_their_input_before_sending() {
         2
     );
 }
+
+/// The rules' dead-letter queues are listed beside the services', with what they feed, and
+/// an event a rule could not deliver is redriven to the queue the rule feeds.
+#[tokio::test]
+async fn moto_dlq_list_shows_the_rules_dead_letter_queues_and_redrives_them_to_their_queue() {
+    let s = stack().await;
+    let queues = Queues::new(kit::aws().await.sqs());
+    let event = include_str!("../../../events/samples/launch-requested.json").to_owned();
+    queues
+        .send(&s.outputs["EmrStateRuleDlqUrl"], &event, None)
+        .await
+        .expect("an undelivered event");
+
+    let out = ctl(&s, &["--output", "json", "dlq", "list"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let rows = listed["dead_letter_queues"].as_array().expect("rows");
+    let names: Vec<&str> = rows.iter().filter_map(|r| r["queue"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "scheduler",
+            "launcher",
+            "monitor",
+            "tables",
+            "reaper",
+            "emr-state-rule",
+            "emr-terminated-rule"
+        ],
+        "the schedule rules' queues exist only with EnableSchedules=true"
+    );
+    let state = rows
+        .iter()
+        .find(|r| r["queue"] == "emr-state-rule")
+        .expect("row");
+    assert_eq!(state["feeds"], "monitor");
+    assert_eq!(state["messages"], 1);
+    assert_eq!(state["in_flight"], 0);
+
+    let out = ctl(&s, &["dlq", "redrive", "emr-state-rule"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(drain(&queues, &s.outputs["MonitorQueueUrl"]).await, [event]);
+
+    let out = ctl(&s, &["dlq", "peek", "nosuch"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("intradayctl: unknown queue `nosuch`; use one of launcher, monitor, reaper, scheduler, tables, emr-state-rule"),
+        "{}",
+        text(&out.stderr)
+    );
+}

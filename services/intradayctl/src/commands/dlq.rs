@@ -7,25 +7,47 @@ use intraday_aws::Queues;
 use serde_json::json;
 
 use crate::CtlError;
-use crate::context::{Env, QUEUES};
+use crate::context::{Env, QUEUES, RULE_DLQS};
 use crate::output::Report;
 
+/// Every dead-letter queue: the services' and the rules' (events a rule could not deliver).
 pub async fn list(env: &Env) -> Result<Report, CtlError> {
     let resources = env.resources().await?;
     let queues = env.queues();
-    let mut report = Report::new(&["QUEUE", "DEAD LETTERS", "IN FLIGHT", "DLQ URL"]);
+    let mut report = Report::new(&["QUEUE", "FEEDS", "DEAD LETTERS", "IN FLIGHT", "DLQ URL"]);
     let mut rows = Vec::new();
-    for (service, _) in QUEUES {
-        let (_, dlq) = resources.queue(service)?;
+    let services = QUEUES.iter().map(|(service, _)| (*service, *service));
+    let rules = RULE_DLQS
+        .iter()
+        .filter(|(rule, ..)| resources.rule_dlqs.contains_key(*rule))
+        .map(|(rule, _, feeds)| (*rule, *feeds));
+    for (name, feeds) in services.chain(rules) {
+        let (_, dlq) = resources.queue(name)?;
         let attributes = queues.attributes(dlq).await?;
-        let count = |name: &str| attributes.get(name).cloned().unwrap_or_else(|| "0".into());
-        report.rows.push(vec![
-            service.to_owned(),
+        let count = |attr: &str| -> u64 {
+            attributes
+                .get(attr)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        let (waiting, in_flight) = (
             count("ApproximateNumberOfMessages"),
             count("ApproximateNumberOfMessagesNotVisible"),
+        );
+        report.rows.push(vec![
+            name.to_owned(),
+            feeds.to_owned(),
+            waiting.to_string(),
+            in_flight.to_string(),
             dlq.clone(),
         ]);
-        rows.push(json!({"queue": service, "dlq_url": dlq, "messages": count("ApproximateNumberOfMessages").parse::<u64>().unwrap_or(0)}));
+        rows.push(json!({"queue": name, "feeds": feeds, "dlq_url": dlq, "messages": waiting, "in_flight": in_flight}));
+    }
+    if rows.iter().any(|r| r["messages"] != 0) {
+        report.notes.push(
+            "See why with `intradayctl dlq peek QUEUE`; once fixed, `intradayctl dlq redrive QUEUE` sends them back to the queue they feed."
+                .to_owned(),
+        );
     }
     report.json = json!({"dead_letter_queues": rows});
     Ok(report)
