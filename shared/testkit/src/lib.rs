@@ -9,6 +9,7 @@
 pub mod faults;
 mod http;
 pub mod lambda;
+pub mod tools;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -52,21 +53,21 @@ fn start_moto() -> String {
         .unwrap_or_else(|e| panic!("no free loopback port for moto server: {e}"));
     // A watchdog shell owns moto and kills it when this test process (its parent) exits,
     // however the process ends.
+    let binary = tools::moto_server().unwrap_or_else(|| {
+        panic!(
+            "moto server is needed for this test and none is running: run `ci/test.sh` (it \
+             installs and starts one), or `ci/setup.sh`, or export \
+             {ENDPOINT_VAR}=http://127.0.0.1:<port> for a server you started"
+        )
+    });
+    if let Some(warning) = tools::moto_warning(&binary) {
+        eprintln!("testkit: {warning}");
+    }
     let script = format!(
-        "moto_server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+        "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
          while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
+        binary.display(),
         parent = std::process::id()
-    );
-    let found = Command::new("sh")
-        .args(["-c", "command -v moto_server"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "moto server is needed for this test and none is running: run `ci/test.sh` (it \
-         installs and starts one), or `pip install 'moto[server]'`, or export \
-         {ENDPOINT_VAR}=http://127.0.0.1:<port> for a server you started"
     );
     // The watchdog is never waited for: it must outlive every test in this process, and it
     // exits by itself when the process does.

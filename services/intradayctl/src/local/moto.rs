@@ -1,7 +1,6 @@
 //! Starting moto server on a free loopback port for the local pipeline.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
@@ -14,26 +13,14 @@ pub struct Moto {
     _child: Child,
 }
 
-/// Where `moto_server` may be: on PATH, or where `ci/setup.sh` installs it.
-fn find() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(tools) = std::env::var_os("INTRADAY_TOOLS_DIR") {
-        dirs.push(PathBuf::from(tools).join("bin"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cache/intraday/tools/bin"));
-    }
-    dirs.into_iter()
-        .map(|d| d.join("moto_server"))
-        .find(|p| p.is_file())
-}
-
 pub async fn start() -> Result<Moto, CtlError> {
-    let binary = find().ok_or_else(|| {
+    // The pinned moto first (ci/setup.sh installs it), whatever else is on PATH.
+    let binary = intraday_testkit::tools::moto_server().ok_or_else(|| {
         CtlError::Other("moto_server was not found: run ci/setup.sh (it installs moto server), or pass --endpoint-url of one you started".into())
     })?;
+    if let Some(warning) = intraday_testkit::tools::moto_warning(&binary) {
+        eprintln!("intradayctl: {warning}");
+    }
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
