@@ -16,34 +16,62 @@ use crate::output::Format;
 )]
 pub struct Cli {
     /// AWS region (else AWS_REGION or the profile's).
-    #[arg(long, global = true, env = "AWS_REGION")]
+    #[arg(
+        long,
+        global = true,
+        env = "AWS_REGION",
+        help_heading = "Global options"
+    )]
     pub region: Option<String>,
     /// Named profile from ~/.aws/config.
-    #[arg(long, global = true, env = "AWS_PROFILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "AWS_PROFILE",
+        help_heading = "Global options"
+    )]
     pub profile: Option<String>,
     /// Send every request to this endpoint (an emulator such as moto server).
-    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "AWS_ENDPOINT_URL",
+        help_heading = "Global options"
+    )]
     pub endpoint_url: Option<String>,
     /// How to print results.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table, help_heading = "Global options")]
     pub output: Format,
     /// Seconds to wait for a connection to AWS (as the AWS CLI's option).
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 5)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        default_value_t = 5,
+        help_heading = "Global options"
+    )]
     pub cli_connect_timeout: u64,
     /// Seconds to wait for an answer, per attempt (as the AWS CLI's option); every
     /// operation also gives up after 25 s with its retries.
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        default_value_t = 30,
+        help_heading = "Global options"
+    )]
     pub cli_read_timeout: u64,
     /// Log what the command and the AWS SDK do, on stderr (-vv for the SDK's detail). Without
     /// it only the result and a one-line error are printed; RUST_LOG overrides both.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
     /// The CloudFormation stack holding Intraday's resources.
     #[arg(
         long,
         global = true,
         env = "INTRADAY_STACK",
-        default_value = "intraday"
+        default_value = "intraday",
+        help_heading = "Global options"
     )]
     pub stack: String,
     #[command(subcommand)]
@@ -146,6 +174,7 @@ pub enum Command {
     /// Delete a terminated cluster's replica metadata (meta_<clusterId>/) from the HBase root.
     #[command(after_help = "Example:\n  intradayctl reap j-1YONHTCP3YZKC --dry-run")]
     Reap {
+        /// The terminated cluster's id (`j-…`).
         cluster_id: String,
         /// List what would be deleted and delete nothing.
         #[arg(long)]
@@ -161,7 +190,10 @@ pub enum Command {
     #[command(subcommand)]
     Local(LocalCommand),
     /// Shell completions: `intradayctl completions bash > /etc/bash_completion.d/intradayctl`.
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,13 +265,18 @@ pub enum DlqCommand {
     /// Show messages without removing them.
     #[command(after_help = "Example:\n  intradayctl dlq peek monitor -n 3")]
     Peek {
+        /// A service (scheduler, launcher, monitor, tables, reaper) or a rule
+        /// (emr-state-rule, …); `dlq list` shows them all.
         queue: String,
+        /// Show at most this many messages.
         #[arg(short = 'n', long, default_value_t = 10)]
         count: usize,
     },
     /// Move messages back to their queue, each exactly once.
     #[command(after_help = "Example:\n  intradayctl dlq redrive scheduler --max 100")]
     Redrive {
+        /// A service or a rule, as `dlq list` shows them; its messages go back to the queue
+        /// it feeds.
         queue: String,
         /// Move at most this many.
         #[arg(long)]
@@ -263,5 +300,8 @@ pub enum ClusterCommand {
     },
     /// Terminate a cluster.
     #[command(after_help = "Example:\n  intradayctl cluster stop j-1YONHTCP3YZKC")]
-    Stop { cluster_id: String },
+    Stop {
+        /// The cluster's id (`j-…`); only clusters tagged ManagedBy=intraday are stopped.
+        cluster_id: String,
+    },
 }

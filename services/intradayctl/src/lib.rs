@@ -60,9 +60,35 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
         )
     });
     let env = Env::new(&settings, &cli.stack).await?;
-    command(cli.command, &env)
+    let context = context_flags(&cli);
+    let mut report = command(cli.command, &env)
         .await
-        .map_err(|e| e.for_people(&endpoint))
+        .map_err(|e| e.for_people(&endpoint))?;
+    // A hint to copy and run must reach the same stack the user's command did.
+    if !context.is_empty() {
+        for note in &mut report.notes {
+            *note = note.replace("intradayctl ", &format!("intradayctl {context} "));
+        }
+    }
+    Ok(report)
+}
+
+/// The flags that chose where a command ran, as the user gave them, to repeat in hints.
+pub fn context_flags(cli: &Cli) -> String {
+    let mut flags = Vec::new();
+    if cli.stack != "intraday" {
+        flags.push(format!("--stack {}", cli.stack));
+    }
+    for (flag, value) in [
+        ("--endpoint-url", &cli.endpoint_url),
+        ("--region", &cli.region),
+        ("--profile", &cli.profile),
+    ] {
+        if let Some(value) = value {
+            flags.push(format!("{flag} {value}"));
+        }
+    }
+    flags.join(" ")
 }
 
 async fn command(command: Command, env: &Env) -> Result<Report, CtlError> {
@@ -199,5 +225,33 @@ fn completions(shell: clap_complete::Shell) -> Report {
         notes: vec![script.clone()],
         json: serde_json::Value::String(script),
         ..Report::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn hints_repeat_the_flags_that_chose_the_stack() {
+        let cli = Cli::parse_from([
+            "intradayctl",
+            "--stack",
+            "intraday-test",
+            "--endpoint-url",
+            "http://127.0.0.1:5000",
+            "--region",
+            "eu-west-2",
+            "status",
+        ]);
+        // (An AWS_PROFILE in the environment would add `--profile …` after these.)
+        assert!(
+            context_flags(&cli).starts_with(
+                "--stack intraday-test --endpoint-url http://127.0.0.1:5000 --region eu-west-2"
+            ),
+            "{}",
+            context_flags(&cli)
+        );
     }
 }

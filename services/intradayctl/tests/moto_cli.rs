@@ -518,7 +518,7 @@ async fn moto_migrate_check_reads_the_originals_table_secret_and_catalog_and_cha
     assert!(shown.contains("5 problem(s):"), "{shown}");
     assert!(
         shown.lines().any(|l| l.starts_with("core:claimant")
-            && l.contains("2023-11-14T22:15:00Z")
+            && l.contains("2023-11-14T22:15:00.000Z")
             && l.contains("2023-11-14T22:15:00.001Z")),
         "{shown}"
     );
@@ -779,7 +779,7 @@ async fn moto_trigger_backfill_and_status_check_their_input_before_sending() {
                 "2999-01-01T00:00:00Z",
             ],
             2,
-            "intradayctl: --end 2999-01-01T00:00:00Z is in the future",
+            "intradayctl: --end 2999-01-01T00:00:00.000Z is in the future",
         ),
         (
             &[
@@ -818,6 +818,14 @@ async fn moto_trigger_backfill_and_status_check_their_input_before_sending() {
     // What is valid is sent, and a forced backfill is the operator's call.
     let out = ctl(&s, &["trigger", "--collections", "core:claimant"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // The hint to follow the run reaches the same stack on the same endpoint.
+    let hint = format!(
+        "Follow it with: intradayctl --stack {} --endpoint-url {} --region {} status --run manual-",
+        s.name,
+        kit::moto(),
+        kit::REGION
+    );
+    assert!(text(&out.stdout).contains(&hint), "{}", text(&out.stdout));
     let out = ctl(
         &s,
         &[

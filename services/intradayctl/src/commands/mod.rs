@@ -48,12 +48,21 @@ pub fn parse_since(text: &str, now: u64) -> Result<u64, CtlError> {
     parse_time("--since", text)
 }
 
-/// Epoch milliseconds as RFC 3339, for people.
+/// Epoch milliseconds for people: RFC 3339 in UTC, always with milliseconds, so times line up
+/// in a column and a watermark (`…:00.001Z`) reads exactly. JSON keeps epoch milliseconds.
 pub fn show_time(ms: u64) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
+        .and_then(|t| t.format(FORMAT).ok())
         .unwrap_or_else(|| ms.to_string())
+}
+
+/// A window `[start, end)` for people.
+pub fn show_window(start_ms: u64, end_ms: u64) -> String {
+    format!("[{}, {})", show_time(start_ms), show_time(end_ms))
 }
 
 #[cfg(test)]
@@ -82,6 +91,11 @@ mod tests {
             parse_since("7d", 1_000_000_000_000).expect("days"),
             1_000_000_000_000 - 604_800_000
         );
-        assert_eq!(show_time(1_710_153_000_000), "2024-03-11T10:30:00Z");
+        assert_eq!(show_time(1_710_153_000_000), "2024-03-11T10:30:00.000Z");
+        assert_eq!(show_time(1_710_153_000_001), "2024-03-11T10:30:00.001Z");
+        assert_eq!(
+            show_window(0, 1_710_153_000_000),
+            "[1970-01-01T00:00:00.000Z, 2024-03-11T10:30:00.000Z)"
+        );
     }
 }

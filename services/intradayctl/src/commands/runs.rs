@@ -174,11 +174,7 @@ pub async fn backfill(env: &Env, args: BackfillArgs<'_>) -> Result<Report, CtlEr
         report.rows.push(vec![
             run.to_string(),
             c.name(),
-            format!(
-                "[{}, {})",
-                show_time(window.start_ms()),
-                show_time(window.end_ms())
-            ),
+            super::show_window(window.start_ms(), window.end_ms()),
             args.database.to_owned(),
             output_prefix
                 .join(&format!("{}/", c.hive_table()))?
@@ -247,7 +243,7 @@ mod tests {
                     Window::new(1_000, 9_000).expect("w"),
                     false,
                 ),
-                "--end 1970-01-01T00:00:09Z is in the future",
+                "--end 1970-01-01T00:00:09.000Z is in the future",
             ),
         ];
         for (got, want) in refused {

@@ -3,14 +3,14 @@
 use intraday_core::{Collection, CorrelationId, JobRecord};
 use serde_json::{Value, json};
 
-use super::{now_ms, parse_since, show_time};
+use super::{now_ms, parse_since, show_time, show_window};
 use crate::CtlError;
 use crate::context::Env;
 use crate::output::Report;
 
 fn window(job: &JobRecord) -> String {
     match (job.processed_data_start, job.window_end) {
-        (Some(start), Some(end)) => format!("[{start}, {end})"),
+        (Some(start), Some(end)) => show_window(start, end),
         _ => "-".to_owned(),
     }
 }
@@ -58,7 +58,7 @@ pub async fn status(
                 job.collection.name(),
                 job.status.to_string(),
                 window(job),
-                job.processed_data_end.map_or("-".into(), |e| e.to_string()),
+                job.processed_data_end.map_or("-".into(), show_time),
                 job.emr_cluster_id.clone().unwrap_or_else(|| "-".into()),
                 job.status_changed_at.map_or("-".into(), show_time),
             ]);

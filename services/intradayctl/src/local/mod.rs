@@ -547,7 +547,7 @@ async fn summarise(
             collection: job.collection.name(),
             status: job.status,
             window: match (job.processed_data_start, job.window_end) {
-                (Some(s), Some(e)) => format!("[{s}, {e})"),
+                (Some(s), Some(e)) => crate::commands::show_window(s, e),
                 _ => "-".into(),
             },
             records: entry.map_or("-".into(), |e| e.records.to_string()),
