@@ -177,6 +177,9 @@ pub async fn execute(args: Args) -> Result<(Manifest, String), ExtractorError> {
                 endpoint_url: args.endpoint_url.clone(),
                 static_credentials: None,
                 timeouts: intraday_aws::Timeouts::long_transfers(),
+                // A batch step nobody watches: a transient S3 or KMS failure should cost a
+                // pause, not the run (5 attempts, client-side rate limiting on throttling).
+                adaptive_retries: true,
             }
             .load()
             .await,

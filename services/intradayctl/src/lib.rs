@@ -34,6 +34,7 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
             read: std::time::Duration::from_secs(cli.cli_read_timeout.max(1)),
             ..intraday_aws::Timeouts::default()
         },
+        adaptive_retries: true,
     };
     if let Command::Local(LocalCommand::Demo {
         timeout,

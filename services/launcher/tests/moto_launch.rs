@@ -6,7 +6,7 @@ use std::time::Duration;
 use intraday_aws::{Alerts, AwsError, Emr, JobStore, Queues};
 use intraday_core::{CorrelationId, JobRecord, JobStatus};
 use intraday_events::{LaunchRequested, Message as Event};
-use intraday_launcher::cluster::{ClusterTemplate, DEFAULT_TEMPLATE, TAG_CORRELATION_ID};
+use intraday_launcher::cluster::{ClusterTemplate, DEFAULT_TEMPLATE};
 use intraday_launcher::{Ctx, Launched, handle, launch_once};
 use intraday_runtime::{HandlerError, Message};
 use intraday_testkit as kit;
@@ -57,21 +57,7 @@ async fn setup() -> Setup {
 }
 
 async fn clusters_tagged(emr: &Emr, run: &CorrelationId) -> Vec<String> {
-    let mut found = Vec::new();
-    let states = [
-        "STARTING",
-        "BOOTSTRAPPING",
-        "RUNNING",
-        "WAITING",
-        "TERMINATED",
-    ];
-    for cluster in emr.list(&states, None).await.expect("list") {
-        let tags = emr.describe(&cluster.id).await.expect("describe").tags;
-        if tags.get(TAG_CORRELATION_ID).map(String::as_str) == Some(run.as_str()) {
-            found.push(cluster.id);
-        }
-    }
-    found
+    kit::clusters_tagged(emr, run.as_str()).await
 }
 
 /// Exactly one cluster carries the run's tag, and every item of the run is EMR_LAUNCHED on

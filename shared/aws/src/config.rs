@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
@@ -21,6 +22,11 @@ pub struct AwsSettings {
     /// Fixed credentials, for an emulator on loopback; otherwise the default chain.
     pub static_credentials: Option<(String, String)>,
     pub timeouts: Timeouts,
+    /// The SDK's adaptive retry mode with 5 attempts instead of standard with 3: for
+    /// readers a person waits on (the CLI, the demo's observer), where a transient failure
+    /// should cost a pause, not the command. Services keep standard retries and let the
+    /// queue redeliver.
+    pub adaptive_retries: bool,
 }
 
 /// How long a request may take. The SDK sets no read or operation timeout of its own, so a
@@ -75,6 +81,7 @@ impl AwsSettings {
             endpoint_url: Some(endpoint_url.into()),
             static_credentials: Some(("test".to_owned(), "test".to_owned())),
             timeouts: Timeouts::default(),
+            adaptive_retries: false,
         }
     }
 
@@ -89,6 +96,10 @@ impl AwsSettings {
     pub async fn load(&self) -> Aws {
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).timeout_config(self.timeouts.config());
+        if self.adaptive_retries {
+            // https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+            loader = loader.retry_config(RetryConfig::adaptive().with_max_attempts(5));
+        }
         if let Some(region) = &self.region {
             loader = loader.region(Region::new(region.clone()));
         }

@@ -23,6 +23,19 @@ struct Faults {
     lose: Mutex<HashMap<String, u32>>,
     /// Operation → requests seen.
     seen: Mutex<HashMap<String, u32>>,
+    /// Random faults: the share of requests (per mille) and the generator's state.
+    random: Mutex<Option<(u32, u64)>>,
+    /// Requests faulted at random: (refused, answers lost).
+    random_faults: Mutex<(u32, u32)>,
+}
+
+/// What a random fault does to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Answer 503 before forwarding: nothing happened upstream.
+    Refuse,
+    /// Forward, let it take effect, answer 500.
+    LoseAnswer,
 }
 
 pub struct FaultProxy {
@@ -58,6 +71,23 @@ impl FaultProxy {
         lock(&self.faults.lose).insert(operation.to_owned(), times);
     }
 
+    /// Faults `percent` of all requests at random, from `seed`: half are refused with a 503
+    /// before they reach moto, half take effect and lose their answer. Answers are lost only
+    /// for JSON-protocol requests (those with `X-Amz-Target`: DynamoDB, SQS, EMR, Glue,
+    /// Secrets Manager, KMS, EventBridge); S3 and the query protocols are only refused,
+    /// because moto forgets a completed multipart upload that S3 would answer again. Nor is
+    /// a `ReceiveMessage` answer lost: in AWS the event source mapping receives, not our
+    /// code, and a lost receive only hides its messages for the queue's visibility timeout
+    /// (180 s), longer than a demo run waits.
+    pub fn fault_randomly(&self, percent: u32, seed: u64) {
+        *lock(&self.faults.random) = Some((percent.min(100) * 10, seed | 1));
+    }
+
+    /// Requests faulted at random so far: (refused, answers lost).
+    pub fn random_faults(&self) -> (u32, u32) {
+        *lock(&self.faults.random_faults)
+    }
+
     /// How many `operation` requests reached the proxy.
     pub fn calls(&self, operation: &str) -> u32 {
         lock(&self.faults.seen).get(operation).copied().unwrap_or(0)
@@ -88,6 +118,29 @@ async fn forward(
         .unwrap_or_default()
         .to_owned();
     *lock(&faults.seen).entry(operation.clone()).or_default() += 1;
+    let random = {
+        let mut random = lock(&faults.random);
+        random.as_mut().and_then(|(per_mille, state)| {
+            // xorshift64: reproducible from the seed, no dependency.
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            let roll = (*state % 1000) as u32;
+            let fault = if roll % 2 == 0 && !operation.is_empty() && operation != "ReceiveMessage" {
+                Fault::LoseAnswer
+            } else {
+                Fault::Refuse
+            };
+            (roll < *per_mille).then_some(fault)
+        })
+    };
+    if random == Some(Fault::Refuse) {
+        lock(&faults.random_faults).0 += 1;
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"__type":"ServiceUnavailable","message":"refused by the fault proxy"}"#,
+        );
+    }
     let (parts, body) = request.into_parts();
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
         return text(StatusCode::BAD_REQUEST, "unreadable request body");
@@ -121,7 +174,10 @@ async fn forward(
             }
             _ => false,
         }
-    };
+    } || random == Some(Fault::LoseAnswer);
+    if random == Some(Fault::LoseAnswer) {
+        lock(&faults.random_faults).1 += 1;
+    }
     if lost {
         // The request took effect upstream; the caller never learns it.
         return text(

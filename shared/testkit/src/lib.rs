@@ -143,6 +143,32 @@ pub async fn original_job_item(
         .unwrap_or_else(|e| panic!("the original's UpdateItem on {table}: {e:?}"));
 }
 
+/// Every cluster, in any state, tagged with the run's `CorrelationId`: how many clusters a
+/// run really started, whatever the job table recorded.
+pub async fn clusters_tagged(emr: &intraday_aws::Emr, run: &str) -> Vec<String> {
+    let states = [
+        "STARTING",
+        "BOOTSTRAPPING",
+        "RUNNING",
+        "WAITING",
+        "TERMINATING",
+        "TERMINATED",
+        "TERMINATED_WITH_ERRORS",
+    ];
+    let mut found = Vec::new();
+    for cluster in emr.list(&states, None).await.expect("list clusters") {
+        let tags = emr.describe(&cluster.id).await.expect("describe").tags;
+        if tags
+            .get(intraday_aws::emr::TAG_CORRELATION_ID)
+            .map(String::as_str)
+            == Some(run)
+        {
+            found.push(cluster.id);
+        }
+    }
+    found
+}
+
 /// A catalog table as the original's Hive DDL made it: its three text columns, OpenCSVSerde,
 /// not partitioned, over the collection's folder.
 pub fn original_table(name: &str, location: &str) -> intraday_aws::TableSpec {

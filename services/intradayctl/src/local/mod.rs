@@ -65,7 +65,16 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         }
     };
     say(format!("moto server on {endpoint}"));
-    let aws = AwsSettings::emulator(&endpoint, REGION).load().await;
+    // The demo's own calls (deploying, seeding, watching) ride out a failed request as the
+    // CLI does; the services get the SDK's standard retries, as in Lambda, and rely on their
+    // queues to redeliver.
+    let aws = AwsSettings {
+        adaptive_retries: true,
+        ..AwsSettings::emulator(&endpoint, REGION)
+    }
+    .load()
+    .await;
+    let services = AwsSettings::emulator(&endpoint, REGION).load().await;
 
     // The stack, from the template, with names of its own.
     let prefix = format!(
@@ -168,11 +177,13 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     ));
 
     let bucket = out("OutputBucketName")?;
-    let store = JobStore::new(aws.dynamodb(), table.clone());
-    let queues = Queues::new(aws.sqs());
-    let alerts = Alerts::new(aws.sns(), out("AlertsTopicArn")?);
-    let emr = Emr::new(aws.emr());
-    let objects = Objects::new(aws.s3());
+    let watch = JobStore::new(aws.dynamodb(), table.clone());
+    let own_objects = Objects::new(aws.s3());
+    let store = JobStore::new(services.dynamodb(), table.clone());
+    let queues = Queues::new(services.sqs());
+    let alerts = Alerts::new(services.sns(), out("AlertsTopicArn")?);
+    let emr = Emr::new(services.emr());
+    let objects = Objects::new(services.s3());
     // The variables the template gives the launcher's function, read the same way.
     let launcher_vars = BTreeMap::from([
         ("INTRADAY_EMR_PARAMS", emr_params.clone()),
@@ -217,7 +228,7 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     };
     let tables = intraday_table_builder::Ctx {
         store: store.clone(),
-        catalog: Catalog::new(aws.glue()),
+        catalog: Catalog::new(services.glue()),
         alerts: alerts.clone(),
     };
     let reaper = intraday_reaper::Ctx {
@@ -227,10 +238,12 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     };
 
     let workdir = std::env::temp_dir().join(&prefix);
+    // The stand-in plays EMR itself, whose events do not depend on our clients' luck: it
+    // uses the demo's own patient clients.
     let standin = standin::StandIn {
-        emr: emr.clone(),
+        emr: Emr::new(aws.emr()),
         bus: Bus::new(aws.eventbridge()),
-        objects: objects.clone(),
+        objects: own_objects.clone(),
         hbase_root: hbase_root.clone(),
         keys,
         extractor,
@@ -327,8 +340,8 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         for n in 1..=2 {
             let run = trigger(&queues, &out("SchedulerQueueUrl")?, n).await?;
             say(format!("run {n}: requested {run}"));
-            let settled = follow(&store, &run, options.timeout, &say).await?;
-            rows.extend(summarise(&aws, &objects, &bucket, &run, &settled).await?);
+            let settled = follow(&watch, &run, options.timeout, &say).await?;
+            rows.extend(summarise(&aws, &own_objects, &bucket, &run, &settled).await?);
             wait_for_reaper(&objects, &hbase_root, &say).await;
         }
         // The malformed messages: each back as a batch item failure, then in its DLQ. The
@@ -496,8 +509,23 @@ async fn follow(
 ) -> Result<Vec<intraday_core::JobRecord>, CtlError> {
     let deadline = Instant::now() + timeout;
     let mut last: BTreeMap<String, JobStatus> = BTreeMap::new();
+    let mut failed_reads = 0;
     loop {
-        let jobs = store.run(run).await?;
+        // A read that fails after the SDK's own retries is still transient for a watcher:
+        // a few in a row are waited out, then the run is reported as it is.
+        let jobs = match store.run(run).await {
+            Ok(jobs) => {
+                failed_reads = 0;
+                jobs
+            }
+            Err(e) if e.is_retryable() && failed_reads < 5 => {
+                failed_reads += 1;
+                tracing::debug!(error = %e, failed_reads, "reading the run failed; trying again");
+                tokio::time::sleep(Duration::from_millis(500 * failed_reads)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         for job in &jobs {
             if last.get(&job.collection.name()) != Some(&job.status) {
                 say(format!("  {} {}: {}", run, job.collection, job.status));

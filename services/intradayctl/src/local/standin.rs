@@ -46,7 +46,10 @@ impl StandIn {
                         if seen.insert(cluster.id.clone())
                             && let Err(e) = self.step(&cluster.id).await
                         {
-                            eprintln!("  EMR stand-in: cluster {}: {e}", cluster.id);
+                            // EMR runs a step whatever its callers' luck: try again while the
+                            // cluster is still active.
+                            eprintln!("  EMR stand-in: cluster {}: {e}; trying again", cluster.id);
+                            seen.remove(&cluster.id);
                         }
                     }
                 }

@@ -1,4 +1,8 @@
 //! What the demo tests share: running `intradayctl local demo -o json` against moto server.
+#![allow(
+    dead_code,
+    reason = "each test file that includes this module uses part of it"
+)]
 
 use std::path::Path;
 use std::process::Command;
@@ -8,12 +12,17 @@ use intraday_testkit as kit;
 /// Runs `<intradayctl> --output json --endpoint-url <moto> local demo <args>` and returns its
 /// JSON report; fails the test with the demo's output when it exits non-zero.
 pub fn run_demo(intradayctl: &Path, args: &[&str]) -> serde_json::Value {
+    run_demo_at(intradayctl, kit::moto(), args)
+}
+
+/// The same against `endpoint` (a fault proxy in front of moto).
+pub fn run_demo_at(intradayctl: &Path, endpoint: &str, args: &[&str]) -> serde_json::Value {
     let out = Command::new(intradayctl)
         .args([
             "--output",
             "json",
             "--endpoint-url",
-            kit::moto(),
+            endpoint,
             "local",
             "demo",
         ])
