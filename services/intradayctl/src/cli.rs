@@ -85,8 +85,14 @@ pub enum Command {
         after_help = "Example:\n  intradayctl trigger --collections db.core.claimant,db.core.contract"
     )]
     Trigger {
-        /// Only these collections (default: every collection in the secret).
-        #[arg(long, value_delimiter = ',')]
+        /// Only this collection (repeat, or a comma list; default: every collection in the
+        /// secret). `db.core.claimant` or `core:claimant`.
+        #[arg(
+            long = "collection",
+            visible_alias = "collections",
+            value_name = "COLLECTION",
+            value_delimiter = ','
+        )]
         collections: Vec<String>,
     },
     /// Extract an explicit window into its own database and prefix; never moves a watermark.
@@ -94,8 +100,14 @@ pub enum Command {
         after_help = "Example:\n  intradayctl backfill --collection db.core.claimant --start 2024-03-01T00:00:00Z --end 2024-03-02T00:00:00Z --dry-run"
     )]
     Backfill {
-        /// The collection to backfill (repeat for several).
-        #[arg(long = "collection", required = true)]
+        /// The collection to backfill (repeat, or a comma list).
+        #[arg(
+            long = "collection",
+            visible_alias = "collections",
+            value_name = "COLLECTION",
+            value_delimiter = ',',
+            required = true
+        )]
         collections: Vec<String>,
         /// Window start, inclusive: RFC 3339 time or epoch milliseconds.
         #[arg(long)]
@@ -142,8 +154,14 @@ pub enum Command {
     Ack {
         /// The failed run's correlation id.
         run: String,
-        /// The collection to acknowledge (repeat for several).
-        #[arg(long = "collection", required = true)]
+        /// The collection to acknowledge (repeat, or a comma list).
+        #[arg(
+            long = "collection",
+            visible_alias = "collections",
+            value_name = "COLLECTION",
+            value_delimiter = ',',
+            required = true
+        )]
         collections: Vec<String>,
         /// Why it is safe to go on; recorded on the item.
         #[arg(long)]
@@ -153,11 +171,15 @@ pub enum Command {
         by: Option<String>,
     },
     /// Validate a message against its schema, then publish it to a queue.
-    #[command(after_help = "Example:\n  intradayctl replay --queue launcher --file launch.json")]
+    #[command(after_help = "Example:\n  intradayctl replay launcher --file launch.json")]
     Replay {
-        /// scheduler, launcher, monitor, tables or reaper.
-        #[arg(long)]
-        queue: String,
+        /// scheduler, launcher, monitor, tables or reaper (or a rule, as `dlq list` shows),
+        /// given as `dlq peek` takes it; `--queue NAME` works too.
+        #[arg(value_name = "QUEUE", required_unless_present = "queue_flag")]
+        queue: Option<String>,
+        /// The same as QUEUE, as earlier versions took it.
+        #[arg(long = "queue", value_name = "QUEUE", conflicts_with = "queue")]
+        queue_flag: Option<String>,
         /// The message body.
         #[arg(long, conflicts_with = "stdin", required_unless_present = "stdin")]
         file: Option<PathBuf>,
@@ -304,4 +326,42 @@ pub enum ClusterCommand {
         /// The cluster's id (`j-…`); only clusters tagged ManagedBy=intraday are stopped.
         cluster_id: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("intradayctl").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+    }
+
+    #[test]
+    fn collections_and_queues_take_one_style_and_the_old_spellings() {
+        for args in [
+            &["trigger", "--collection", "a:b", "--collection", "c:d"][..],
+            &["trigger", "--collections", "a:b,c:d"],
+            &["trigger", "--collection", "a:b,c:d"],
+        ] {
+            let Command::Trigger { collections } = parse(args) else {
+                panic!("{args:?}")
+            };
+            assert_eq!(collections, ["a:b", "c:d"], "{args:?}");
+        }
+        for args in [
+            &["replay", "launcher", "--stdin"][..],
+            &["replay", "--queue", "launcher", "--stdin"],
+        ] {
+            let Command::Replay {
+                queue, queue_flag, ..
+            } = parse(args)
+            else {
+                panic!("{args:?}")
+            };
+            assert_eq!(queue.or(queue_flag).as_deref(), Some("launcher"));
+        }
+        assert!(Cli::try_parse_from(["intradayctl", "replay", "--stdin"]).is_err());
+    }
 }

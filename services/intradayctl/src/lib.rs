@@ -139,7 +139,13 @@ async fn command(command: Command, env: &Env) -> Result<Report, CtlError> {
             reason,
             by,
         } => ack::ack(env, &run, &collections, &reason, by.as_deref()).await,
-        Command::Replay { queue, file, stdin } => {
+        Command::Replay {
+            queue,
+            queue_flag,
+            file,
+            stdin,
+        } => {
+            let queue = queue.or(queue_flag).unwrap_or_default();
             let body = match (file, stdin) {
                 (Some(path), _) => std::fs::read_to_string(&path).map_err(|e| CtlError::Read {
                     path: path.display().to_string(),
