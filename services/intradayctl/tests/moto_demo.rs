@@ -54,12 +54,17 @@ async fn moto_the_demo_runs_the_pipeline_end_to_end() {
     }
 
     let catalog = Catalog::new(aws.glue());
+    // Each demo has a database of its own, so demos sharing a moto server never collide.
+    let database = format!(
+        "intraday_demo_{}",
+        stack.trim_start_matches("intraday-demo-")
+    );
     for (table, view) in [
         ("core_claimant", "v_core_claimant_latest"),
         ("agent_agenttodo", "v_agent_agenttodo_latest"),
     ] {
         let info = catalog
-            .get_table("intraday", table)
+            .get_table(&database, table)
             .await
             .expect("glue")
             .expect("table exists");
@@ -73,7 +78,7 @@ async fn moto_the_demo_runs_the_pipeline_end_to_end() {
         assert!(info.columns.iter().any(|c| c.name == "record_timestamp"));
         assert!(
             catalog
-                .get_table("intraday", view)
+                .get_table(&database, view)
                 .await
                 .expect("glue")
                 .is_some(),

@@ -86,6 +86,10 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     let hbase_root = S3Uri::parse(&format!("s3://{hbase_bucket}/hbase"))?;
     let template = include_str!("../../../../infra/template.yaml");
     let table = format!("{prefix}-jobs");
+    // Demos sharing one moto server share its EMR and its Glue catalog: each names its runs
+    // and its database after itself, and its EMR stand-in takes only its own clusters.
+    let demo_id = prefix.trim_start_matches("intraday-demo-").to_owned();
+    let database = intraday_core::DatabaseName::new(format!("intraday_demo_{demo_id}"))?;
     // The launcher's cluster settings reach it as in AWS: the stack's EmrParams.
     let emr_params = compact_json(
         include_str!("../../../../infra/emr/params/local.json"),
@@ -122,6 +126,7 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
                 ("Prefix", &prefix),
                 ("JobTableName", &table),
                 ("CollectionsSecretName", &secret_name),
+                ("GlueDatabaseName", database.as_str()),
                 ("HBaseRootS3Uri", &hbase_root.to_string()),
                 ("EnableSchedules", "false"),
                 ("EnforceTls", "false"),
@@ -202,7 +207,7 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         scheduler_queue_url: out("SchedulerQueueUrl")?,
         launcher_queue_url: out("LauncherQueueUrl")?,
         output: S3Uri::new(&bucket, "data/")?,
-        database: Default::default(),
+        database: database.clone(),
         format: Default::default(),
         policy: WaitPolicy {
             max_wait: Duration::from_secs(60),
@@ -251,6 +256,7 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         endpoint: endpoint.clone(),
         region: REGION.into(),
         workdir: workdir.clone(),
+        runs_suffix: format!("-{demo_id}"),
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -338,10 +344,20 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     let flow = async {
         let mut rows = Vec::new();
         for n in 1..=2 {
-            let run = trigger(&queues, &out("SchedulerQueueUrl")?, n).await?;
+            let run = trigger(&queues, &out("SchedulerQueueUrl")?, n, &demo_id).await?;
             say(format!("run {n}: requested {run}"));
             let settled = follow(&watch, &run, options.timeout, &say).await?;
-            rows.extend(summarise(&aws, &own_objects, &bucket, &run, &settled).await?);
+            rows.extend(
+                summarise(
+                    &aws,
+                    &own_objects,
+                    &bucket,
+                    database.as_str(),
+                    &run,
+                    &settled,
+                )
+                .await?,
+            );
             wait_for_reaper(&objects, &hbase_root, &say).await;
         }
         // The malformed messages: each back as a batch item failure, then in its DLQ. The
@@ -481,9 +497,17 @@ async fn seed_keys(aws: &Aws) -> Result<Vec<SynthKey>, CtlError> {
     Ok(keys)
 }
 
-async fn trigger(queues: &Queues, url: &str, n: u32) -> Result<CorrelationId, CtlError> {
+async fn trigger(
+    queues: &Queues,
+    url: &str,
+    n: u32,
+    demo_id: &str,
+) -> Result<CorrelationId, CtlError> {
     let now = intraday_aws::jobs::now_ms();
-    let run = CorrelationId::new(format!("demo-{n}-{}", intraday_core::run_folder(now)?))?;
+    let run = CorrelationId::new(format!(
+        "demo-{n}-{}-{demo_id}",
+        intraday_core::run_folder(now)?
+    ))?;
     let request = RunRequested {
         version: MESSAGE_VERSION,
         correlation_id: run.clone(),
@@ -550,6 +574,7 @@ async fn summarise(
     aws: &Aws,
     objects: &Objects,
     bucket: &str,
+    database: &str,
     run: &CorrelationId,
     jobs: &[intraday_core::JobRecord],
 ) -> Result<Vec<Row>, CtlError> {
@@ -580,17 +605,17 @@ async fn summarise(
             },
             records: entry.map_or("-".into(), |e| e.records.to_string()),
             files: entry.map_or("-".into(), |e| e.files.len().to_string()),
-            table: registered(&catalog, &table).await,
-            view: registered(&catalog, &view).await,
+            table: registered(&catalog, database, &table).await,
+            view: registered(&catalog, database, &view).await,
         });
     }
     Ok(rows)
 }
 
 /// `intraday.<name>` when the catalog has it, else `-`.
-async fn registered(catalog: &Catalog, name: &str) -> String {
-    match catalog.get_table("intraday", name).await {
-        Ok(Some(_)) => format!("intraday.{name}"),
+async fn registered(catalog: &Catalog, database: &str, name: &str) -> String {
+    match catalog.get_table(database, name).await {
+        Ok(Some(_)) => format!("{database}.{name}"),
         _ => "-".to_owned(),
     }
 }

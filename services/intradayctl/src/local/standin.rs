@@ -28,6 +28,9 @@ pub struct StandIn {
     pub endpoint: String,
     pub region: String,
     pub workdir: PathBuf,
+    /// The end of this demo's run ids: clusters of other runs (another demo on the same moto
+    /// server) are not this stand-in's to run.
+    pub runs_suffix: String,
 }
 
 /// Records per collection and run.
@@ -97,6 +100,13 @@ impl StandIn {
     async fn step(&self, id: &str) -> Result<(), CtlError> {
         let info = self.emr.describe(id).await?;
         if info.tags.get(TAG_MANAGED_BY.0).map(String::as_str) != Some(TAG_MANAGED_BY.1) {
+            return Ok(());
+        }
+        let ours = info
+            .tags
+            .get(intraday_aws::emr::TAG_CORRELATION_ID)
+            .is_some_and(|run| run.ends_with(&self.runs_suffix));
+        if !ours {
             return Ok(());
         }
         let Some(step) = self
