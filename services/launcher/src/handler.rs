@@ -74,8 +74,10 @@ pub async fn launch_once(launch: &LaunchRequested, ctx: &Ctx) -> Result<Launched
 
     let token = uuid::Uuid::new_v4().to_string();
     match claim(launch, &token, ctx).await {
-        Ok(()) => {}
-        Err(AwsError::TransactionCancelled { .. }) => return settle_contended(launch, ctx).await,
+        // A refusal may be our own claim: when the answer to the claim is lost, the SDK sends
+        // it again and the repeat finds the items claimed, by this very token. The check
+        // below tells the two apart.
+        Ok(()) | Err(AwsError::TransactionCancelled { .. }) => {}
         Err(e) => return Err(e.into()),
     }
 
@@ -177,7 +179,9 @@ async fn claim(launch: &LaunchRequested, token: &str, ctx: &Ctx) -> Result<(), A
             }),
         })
         .collect();
-    ctx.store.transact(ops, None).await
+    // The token doubles as DynamoDB's idempotency token: a repeat within ten minutes is
+    // answered as the first was, without being applied again.
+    ctx.store.transact(ops, Some(token)).await
 }
 
 /// An update of every item of the run, made only while `token` holds the claim.
