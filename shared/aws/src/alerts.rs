@@ -30,6 +30,7 @@ impl Alerts {
         let body = Message::Alert(alert.clone()).to_body();
         let severity = format!("{:?}", alert.severity);
         let kind = format!("{:?}", alert.notification_type);
+        // Repeat: at least once; a repeat is the same alert twice, which changes no state.
         let out = self
             .client
             .publish()

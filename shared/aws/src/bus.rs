@@ -28,6 +28,8 @@ impl Bus {
             .detail_type(detail_type)
             .detail(detail.to_string())
             .build();
+        // Repeat: the event arrives twice; the monitor and the reaper handle a repeated event as a
+        // no-op.
         let out = self
             .client
             .put_events()

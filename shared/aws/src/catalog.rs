@@ -436,6 +436,7 @@ impl Catalog {
             .name(name)
             .build()
             .map_err(build_error("CreateDatabase"))?;
+        // Repeat: AlreadyExistsException counts as done.
         match self
             .client
             .create_database()
@@ -482,6 +483,7 @@ impl Catalog {
     }
 
     async fn upsert(&self, database: &str, wanted: &Definition) -> Result<Upserted, AwsError> {
+        // Repeat: AlreadyExistsException leads to compare-then-update, never a second table.
         let created = self
             .client
             .create_table()
@@ -514,6 +516,8 @@ impl Catalog {
         // `VersionId` makes the update conditional on the version just read: a concurrent
         // writer makes it fail with ConcurrentModificationException (retryable) instead of
         // one update silently overwriting the other.
+        // Repeat: conditional on VersionId; a repeat after success finds the definition equal or
+        // the version moved on.
         self.client
             .update_table()
             .database_name(database)
@@ -582,6 +586,7 @@ impl Catalog {
                         .build()
                 })
                 .collect();
+            // Repeat: a partition already registered at the same folder counts as done.
             let out = self
                 .client
                 .batch_create_partition()

@@ -194,6 +194,8 @@ impl Emr {
                     .build()
             })
             .collect();
+        // Repeat: none: no idempotency token, so the launcher sends it without SDK retries and
+        // looks the cluster up by its CorrelationId tag after an unknown outcome.
         let out = self
             .client
             .run_job_flow()
@@ -399,6 +401,7 @@ impl Emr {
     }
 
     pub async fn terminate(&self, cluster_id: &str) -> Result<(), AwsError> {
+        // Repeat: terminating an ending or ended cluster succeeds and changes nothing.
         self.client
             .terminate_job_flows()
             .job_flow_ids(cluster_id)

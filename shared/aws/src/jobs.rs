@@ -413,6 +413,7 @@ impl JobStore {
     /// Writes a new job item. Returns `false`, writing nothing, when it exists already (a
     /// redelivered request).
     pub async fn create(&self, job: &JobRecord) -> Result<bool, AwsError> {
+        // Repeat: conditional on attribute_not_exists; a repeat finds the item and returns false.
         let result = self
             .client
             .put_item()
@@ -706,6 +707,8 @@ impl JobStore {
         if only_if_absent && !set.is_empty() {
             condition.push_str(" AND attribute_not_exists(#a0)");
         }
+        // Repeat: SETs the same values again; with only_if_absent a repeat after a lost answer
+        // returns false, so a once-only action taken on true can be skipped (a known gap).
         let result = self
             .client
             .update_item()
@@ -744,6 +747,8 @@ impl JobStore {
         names.extend(condition.names);
         values.extend(condition.values);
         for _ in 0..TRANSITION_ATTEMPTS {
+            // Repeat: conditional on the statuses the transition allows; a repeat finds the job in
+            // the wanted status (Unchanged).
             let result = self
                 .client
                 .update_item()
@@ -795,6 +800,9 @@ impl JobStore {
             .into_iter()
             .map(|op| op.into_sdk(&self.table))
             .collect::<Result<Vec<_>, _>>()?;
+        // Repeat: a caller that passes a token gets DynamoDB's idempotency (a repeat within 10
+        // minutes is answered as the first); every action is conditional, and on
+        // TransactionCancelled the callers re-read and decide.
         let result = self
             .client
             .transact_write_items()

@@ -156,6 +156,7 @@ impl Objects {
             .quiet(true)
             .build()
             .map_err(|e| build_error("DeleteObjects", e))?;
+        // Repeat: deleting a key that is gone succeeds.
         let out = self
             .client
             .delete_objects()
@@ -279,6 +280,8 @@ impl MultipartUpload {
     }
 
     pub async fn complete(self) -> Result<(), AwsError> {
+        // Repeat: after a lost answer the SDK's repeat may get NoSuchUpload; the step then fails
+        // before its manifest, so nothing partial is published.
         self.client
             .complete_multipart_upload()
             .bucket(self.uri.bucket())

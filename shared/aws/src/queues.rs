@@ -57,6 +57,8 @@ impl Queues {
         delay: Option<Duration>,
     ) -> Result<String, AwsError> {
         let delay = delay.map(|d| d.min(MAX_DELAY).as_secs() as i32);
+        // Repeat: the message twice; every consumer handles a redelivered message as a no-op
+        // (conditional writes, checks first).
         let out = self
             .client
             .send_message()
@@ -89,6 +91,7 @@ impl Queues {
                         })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            // Repeat: as send: a duplicate is handled as a redelivery.
             let out = self
                 .client
                 .send_message_batch()
@@ -194,6 +197,7 @@ impl Queues {
         source_arn: &str,
         destination_arn: &str,
     ) -> Result<String, AwsError> {
+        // Repeat: SQS refuses a second task while one runs for the same queue.
         let out = self
             .client
             .start_message_move_task()
