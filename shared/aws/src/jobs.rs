@@ -707,8 +707,9 @@ impl JobStore {
         if only_if_absent && !set.is_empty() {
             condition.push_str(" AND attribute_not_exists(#a0)");
         }
-        // Repeat: SETs the same values again; with only_if_absent a repeat after a lost answer
-        // returns false, so a once-only action taken on true can be skipped (a known gap).
+        // Repeat: SETs the same values again; with only_if_absent, a repeat of our own write
+        // (its answer lost) finds the attribute holding exactly our value: that is ours, true.
+        let ours = set.first().map(|(_, v)| v.attribute());
         let result = self
             .client
             .update_item()
@@ -718,6 +719,7 @@ impl JobStore {
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(non_empty(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
@@ -727,7 +729,15 @@ impl JobStore {
                     && e.as_service_error()
                         .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Ok(false)
+                let current = e
+                    .as_service_error()
+                    .and_then(|s| match s {
+                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item(),
+                        _ => None,
+                    })
+                    .and_then(|item| set.first().and_then(|(name, _)| item.get(*name)))
+                    .cloned();
+                Ok(current.is_some() && current == ours)
             }
             Err(e) => Err(crate::error::from_sdk("UpdateItem", e)),
         }

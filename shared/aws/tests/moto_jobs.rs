@@ -262,3 +262,35 @@ async fn moto_finds_runs_by_cluster() {
             .is_empty()
     );
 }
+
+/// A once-only write whose answer is lost: the SDK's repeat finds the attribute set, by this
+/// very write, and says so; a second writer is still told it was not first.
+#[tokio::test]
+async fn moto_a_once_only_write_whose_answer_is_lost_is_still_ours() {
+    let aws = kit::aws().await;
+    let table = kit::job_table(&aws).await;
+    JobStore::new(aws.dynamodb(), table.clone())
+        .create(&job("run-a", JobStatus::EmrProcessing, 1))
+        .await
+        .expect("item");
+    let proxy = kit::faults::FaultProxy::start(kit::moto())
+        .await
+        .expect("proxy");
+    let through = intraday_aws::AwsSettings::emulator(proxy.endpoint(), kit::REGION)
+        .load()
+        .await;
+    let store = JobStore::new(through.dynamodb(), table);
+    let run = CorrelationId::new("run-a").expect("id");
+    proxy.lose_answers("UpdateItem", 1);
+    let first = store
+        .set_attributes(&run, &collection(), &[("AlertedAt", Value::N(42))], true)
+        .await
+        .expect("set");
+    assert_eq!(proxy.calls("UpdateItem"), 2, "the SDK sent it again");
+    assert!(first, "the write that took effect is ours");
+    let second = store
+        .set_attributes(&run, &collection(), &[("AlertedAt", Value::N(43))], true)
+        .await
+        .expect("set");
+    assert!(!second, "another writer was not first");
+}
