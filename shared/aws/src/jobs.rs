@@ -406,10 +406,6 @@ impl JobStore {
         &self.table
     }
 
-    pub(crate) fn client(&self) -> &aws_sdk_dynamodb::Client {
-        &self.client
-    }
-
     /// Writes a new job item. Returns `false`, writing nothing, when it exists already (a
     /// redelivered request).
     pub async fn create(&self, job: &JobRecord) -> Result<bool, AwsError> {
@@ -440,16 +436,26 @@ impl JobStore {
         correlation_id: &CorrelationId,
         collection: &Collection,
     ) -> Result<Option<JobRecord>, AwsError> {
+        self.item(job_key(correlation_id, collection))
+            .await?
+            .as_ref()
+            .map(item_to_job)
+            .transpose()
+    }
+
+    /// One item as stored, read consistently: jobs, locks and the attributes a job record
+    /// does not model all come through here.
+    pub(crate) async fn item(&self, key: Item) -> Result<Option<Item>, AwsError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(job_key(correlation_id, collection)))
+            .set_key(Some(key))
             .consistent_read(true)
             .send()
             .await
             .aws("GetItem")?;
-        out.item().map(item_to_job).transpose()
+        Ok(out.item().cloned())
     }
 
     /// Every job item of one run, read consistently from the base table.

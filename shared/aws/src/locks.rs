@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use intraday_core::{Collection, CorrelationId, JobStatus, LockState};
 
-use crate::error::SdkResultExt;
 use crate::jobs::{ATTR_COLLECTION, ATTR_CORRELATION_ID, Item, now_ms};
 use crate::{AwsError, Condition, JobStore, TxOp, Value};
 
@@ -106,16 +105,7 @@ impl JobStore {
         &self,
         collection: &Collection,
     ) -> Result<Option<(CorrelationId, u64)>, AwsError> {
-        let out = self
-            .client()
-            .get_item()
-            .table_name(self.table())
-            .set_key(Some(lock_key(collection)))
-            .consistent_read(true)
-            .send()
-            .await
-            .aws("GetItem")?;
-        let Some(item) = out.item() else {
+        let Some(item) = self.item(lock_key(collection)).await? else {
             return Ok(None);
         };
         let holder = match item.get(ATTR_HOLDER) {
@@ -217,16 +207,7 @@ impl JobStore {
         run: &CorrelationId,
         collection: &Collection,
     ) -> Result<Option<Acknowledgement>, AwsError> {
-        let out = self
-            .client()
-            .get_item()
-            .table_name(self.table())
-            .set_key(Some(crate::jobs::job_key(run, collection)))
-            .consistent_read(true)
-            .send()
-            .await
-            .aws("GetItem")?;
-        let Some(item) = out.item() else {
+        let Some(item) = self.item(crate::jobs::job_key(run, collection)).await? else {
             return Ok(None);
         };
         let text = |name: &str| match item.get(name) {

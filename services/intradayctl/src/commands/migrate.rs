@@ -225,17 +225,8 @@ async fn check_collection(
         .find(|j| j.status == JobStatus::EmrCompleted && j.processed_data_end.is_some())
         .and_then(|j| Some((j.correlation_id.clone(), j.processed_data_end?)));
     let next_start = store.next_window_start(c).await?;
-    let lock = match store.lock_holder(c).await? {
-        None => LockState::Free,
-        Some((holder, since)) => {
-            let item = store.get(&holder, c).await?;
-            LockState::HeldBy {
-                status: item.as_ref().map(|j| j.status),
-                since_ms: Some(since),
-                holder,
-            }
-        }
-    };
+    let no_run = CorrelationId::new(NO_RUN)?;
+    let lock = store.lock_state(c, &no_run).await?;
     let open = store.open_items(c).await?;
     let table = catalog.get_table(database, &c.hive_table()).await?;
     let (table, table_problem) = table_kind(database, c, table.as_ref());
