@@ -3,7 +3,7 @@
 //! the lost event would have. It also reports (and optionally stops) clusters that run too
 //! long.
 
-use intraday_aws::emr::TAG_MANAGED_BY;
+use intraday_aws::emr::{ALL_STATES, TAG_MANAGED_BY};
 use intraday_core::JobStatus;
 use intraday_events::{Alert, AlertDetail, MESSAGE_VERSION, NotificationType, Severity};
 
@@ -13,16 +13,6 @@ use crate::run::apply;
 use crate::{Ctx, MonitorError};
 
 pub const ATTR_LONG_RUNNING_ALERTED: &str = "LongRunningAlertedAt";
-
-const ALL_STATES: [&str; 7] = [
-    "STARTING",
-    "BOOTSTRAPPING",
-    "RUNNING",
-    "WAITING",
-    "TERMINATING",
-    "TERMINATED",
-    "TERMINATED_WITH_ERRORS",
-];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SweepReport {

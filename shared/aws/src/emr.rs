@@ -138,6 +138,17 @@ pub const TAG_CORRELATION_ID: &str = "CorrelationId";
 /// States of a cluster that may still run steps.
 pub const ACTIVE_STATES: [&str; 4] = ["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"];
 
+/// Every cluster state `ListClusters` filters on, ended ones included.
+pub const ALL_STATES: [&str; 7] = [
+    "STARTING",
+    "BOOTSTRAPPING",
+    "RUNNING",
+    "WAITING",
+    "TERMINATING",
+    "TERMINATED",
+    "TERMINATED_WITH_ERRORS",
+];
+
 #[derive(Debug, Clone)]
 pub struct Emr {
     client: aws_sdk_emr::Client,

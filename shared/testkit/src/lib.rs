@@ -146,17 +146,12 @@ pub async fn original_job_item(
 /// Every cluster, in any state, tagged with the run's `CorrelationId`: how many clusters a
 /// run really started, whatever the job table recorded.
 pub async fn clusters_tagged(emr: &intraday_aws::Emr, run: &str) -> Vec<String> {
-    let states = [
-        "STARTING",
-        "BOOTSTRAPPING",
-        "RUNNING",
-        "WAITING",
-        "TERMINATING",
-        "TERMINATED",
-        "TERMINATED_WITH_ERRORS",
-    ];
     let mut found = Vec::new();
-    for cluster in emr.list(&states, None).await.expect("list clusters") {
+    for cluster in emr
+        .list(&intraday_aws::emr::ALL_STATES, None)
+        .await
+        .expect("list clusters")
+    {
         let tags = emr.describe(&cluster.id).await.expect("describe").tags;
         if tags
             .get(intraday_aws::emr::TAG_CORRELATION_ID)
