@@ -180,7 +180,10 @@ async fn claim(launch: &LaunchRequested, token: &str, ctx: &Ctx) -> Result<(), A
         })
         .collect();
     // The token doubles as DynamoDB's idempotency token: a repeat within ten minutes is
-    // answered as the first was, without being applied again.
+    // answered as the first was, without being applied again (ClientRequestToken,
+    // https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html).
+    // Nothing relies on an emulator honouring it: launch_once checks a refused claim against
+    // the token either way.
     ctx.store.transact(ops, Some(token)).await
 }
 

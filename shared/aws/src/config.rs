@@ -191,7 +191,8 @@ impl Aws {
         aws_sdk_sts::Client::new(&self.sdk)
     }
 
-    /// Who the credentials belong to: `GetCallerIdentity`'s ARN. It needs no permission.
+    /// Who the credentials belong to: `GetCallerIdentity`'s ARN. It needs no permission, even
+    /// under an explicit deny: https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html
     pub async fn caller_arn(&self) -> Result<String, crate::AwsError> {
         use crate::error::SdkResultExt;
         let out = self
