@@ -20,6 +20,7 @@ pub struct Cli {
         long,
         global = true,
         env = "AWS_REGION",
+        hide_env_values = true,
         help_heading = "Global options"
     )]
     pub region: Option<String>,
@@ -28,6 +29,7 @@ pub struct Cli {
         long,
         global = true,
         env = "AWS_PROFILE",
+        hide_env_values = true,
         help_heading = "Global options"
     )]
     pub profile: Option<String>,
@@ -36,11 +38,12 @@ pub struct Cli {
         long,
         global = true,
         env = "AWS_ENDPOINT_URL",
+        hide_env_values = true,
         help_heading = "Global options"
     )]
     pub endpoint_url: Option<String>,
     /// How to print results.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table, help_heading = "Global options")]
+    #[arg(short, long, global = true, value_enum, default_value_t = Format::Table, help_heading = "Global options")]
     pub output: Format,
     /// Seconds to wait for a connection to AWS (as the AWS CLI's option).
     #[arg(
@@ -70,19 +73,47 @@ pub struct Cli {
         long,
         global = true,
         env = "INTRADAY_STACK",
+        hide_env_values = true,
         default_value = "intraday",
         help_heading = "Global options"
     )]
     pub stack: String,
     #[command(subcommand)]
     pub command: Command,
+    /// The context options (`stack`, `endpoint_url`, `region`, `profile`) typed on the command
+    /// line rather than taken from the environment: hints repeat only these.
+    #[arg(skip)]
+    pub typed: Vec<String>,
+}
+
+/// The options that choose where a command runs, by clap id.
+pub const CONTEXT_OPTIONS: [&str; 4] = ["stack", "endpoint_url", "region", "profile"];
+
+impl Cli {
+    /// Parses `args` (the program's name first), exiting with clap's usage error as
+    /// `Cli::parse` does, and notes which context options were typed.
+    pub fn parse_with<I, T>(args: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+        let matches = Self::command().get_matches_from(args);
+        let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        cli.typed = CONTEXT_OPTIONS
+            .iter()
+            .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+            .map(|id| (*id).to_owned())
+            .collect();
+        cli
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Request a run now, as the schedule would.
     #[command(
-        after_help = "Example:\n  intradayctl trigger --collections db.core.claimant,db.core.contract"
+        after_help = "Example:\n  intradayctl trigger --collection db.core.claimant,db.core.contract"
     )]
     Trigger {
         /// Only this collection (repeat, or a comma list; default: every collection in the

@@ -74,18 +74,20 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
     Ok(report)
 }
 
-/// The flags that chose where a command ran, as the user gave them, to repeat in hints.
+/// The flags that chose where a command ran, as the user typed them, to repeat in hints;
+/// what came from the environment is in effect for the hint's command too.
 pub fn context_flags(cli: &Cli) -> String {
+    let typed = |id: &str| cli.typed.iter().any(|t| t == id);
     let mut flags = Vec::new();
-    if cli.stack != "intraday" {
+    if typed("stack") {
         flags.push(format!("--stack {}", cli.stack));
     }
-    for (flag, value) in [
-        ("--endpoint-url", &cli.endpoint_url),
-        ("--region", &cli.region),
-        ("--profile", &cli.profile),
+    for (id, flag, value) in [
+        ("endpoint_url", "--endpoint-url", &cli.endpoint_url),
+        ("region", "--region", &cli.region),
+        ("profile", "--profile", &cli.profile),
     ] {
-        if let Some(value) = value {
+        if let (true, Some(value)) = (typed(id), value) {
             flags.push(format!("{flag} {value}"));
         }
     }
@@ -238,27 +240,31 @@ fn completions(shell: clap_complete::Shell) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     #[test]
     fn hints_repeat_the_flags_that_chose_the_stack() {
-        let cli = Cli::parse_from([
+        let cli = Cli::parse_with([
             "intradayctl",
             "--stack",
             "intraday-test",
             "--endpoint-url",
             "http://127.0.0.1:5000",
+            "status",
             "--region",
             "eu-west-2",
-            "status",
         ]);
-        // (An AWS_PROFILE in the environment would add `--profile …` after these.)
-        assert!(
-            context_flags(&cli).starts_with(
-                "--stack intraday-test --endpoint-url http://127.0.0.1:5000 --region eu-west-2"
-            ),
-            "{}",
-            context_flags(&cli)
+        assert_eq!(
+            context_flags(&cli),
+            "--stack intraday-test --endpoint-url http://127.0.0.1:5000 --region eu-west-2"
         );
+    }
+
+    #[test]
+    fn hints_leave_out_what_came_from_the_environment() {
+        let mut cli = Cli::parse_with(["intradayctl", "--region", "eu-west-1", "status"]);
+        // As if AWS_ENDPOINT_URL and INTRADAY_STACK had set these.
+        cli.endpoint_url = Some("http://127.0.0.1:5000".into());
+        cli.stack = "intraday-test".into();
+        assert_eq!(context_flags(&cli), "--region eu-west-1");
     }
 }

@@ -1,12 +1,11 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
 use intradayctl::cli::Cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_with(std::env::args_os());
     // A person reads stdout and stderr: no SDK log lines (credential-chain and metadata
     // service warnings) unless asked with -v; handler warnings (the local demo runs the
     // handlers in this process) stay.

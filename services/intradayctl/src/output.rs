@@ -42,7 +42,8 @@ impl Report {
                     out.push_str(title);
                     out.push('\n');
                 }
-                if !self.columns.is_empty() {
+                // An empty table says nothing a note does not say better ("… is empty").
+                if !self.columns.is_empty() && (!self.rows.is_empty() || self.notes.is_empty()) {
                     out.push_str(&table(&self.columns, &self.rows));
                 }
                 for note in &self.notes {

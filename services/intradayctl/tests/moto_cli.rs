@@ -9,48 +9,8 @@ use intraday_core::{Collection, CorrelationId, JobRecord, JobStatus};
 use intraday_testkit as kit;
 use intraday_testkit::drain;
 
-struct Stack {
-    name: String,
-    outputs: std::collections::BTreeMap<String, String>,
-}
-
-async fn stack() -> Stack {
-    stack_with(&[]).await
-}
-
-/// A stack with the usual local settings plus `extra` parameters.
-async fn stack_with(extra: &[(&str, &str)]) -> Stack {
-    let aws = kit::aws().await;
-    let template = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../infra/template.yaml"
-    ))
-    .expect("template");
-    let name = kit::unique("ctl");
-    let table = format!("{name}-jobs");
-    let deployed = Stacks::new(aws.cloudformation())
-        .create(
-            &name,
-            &template,
-            &[
-                ("Prefix", name.as_str()),
-                ("JobTableName", table.as_str()),
-                ("EnableSchedules", "false"),
-                ("EnforceTls", "false"),
-                ("CodeBucket", ""),
-            ]
-            .into_iter()
-            .chain(extra.iter().copied())
-            .collect::<Vec<_>>(),
-            Duration::from_secs(60),
-        )
-        .await
-        .expect("stack");
-    Stack {
-        name,
-        outputs: deployed.outputs,
-    }
-}
+mod common;
+use common::{Stack, stack, stack_with};
 
 fn ctl(stack: &Stack, args: &[&str], stdin: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_intradayctl"));
@@ -472,12 +432,12 @@ async fn moto_migrate_check_reads_the_originals_table_secret_and_catalog_and_cha
             .cloned()
             .unwrap_or_else(|| panic!("{c} missing from {report:#}"))
     };
-    let claimant = by_name("core:claimant");
+    let claimant = by_name("db.core.claimant");
     assert_eq!(claimant["next_window_start_ms"], 1_700_000_100_001u64);
     assert_eq!(claimant["last_completed"]["run"], uuid);
     assert_eq!(claimant["blocked_by"], serde_json::Value::Null);
     assert_eq!(claimant["table"], "the original's (not partitioned)");
-    let contract = by_name("core:contract");
+    let contract = by_name("db.core.contract");
     assert_eq!(contract["next_window_start_ms"], 0);
     assert_eq!(contract["pii"], true);
     assert_eq!(
@@ -485,7 +445,7 @@ async fn moto_migrate_check_reads_the_originals_table_secret_and_catalog_and_cha
         format!("intradayctl ack {uuid} --collection db.core.contract --reason '<why>'")
     );
     assert_eq!(
-        by_name("core:statement")["blocked_by"]["what"],
+        by_name("db.core.statement")["blocked_by"]["what"],
         format!(
             "an item of run `{uuid}` cannot be read: unknown job status `EMR_RETRYING`; expected one of LAMBDA_TRIGGERED, WAITING, DEFERRED, EMR_LAUNCHED, EMR_PROCESSING, EMR_COMPLETED, EMR_FAILED, LAMBDA_FAILED, _FAILED, _LAMBDA_FAILED"
         )
@@ -499,8 +459,8 @@ async fn moto_migrate_check_reads_the_originals_table_secret_and_catalog_and_cha
     let want_starts = [
         format!("the job table `{table}` has no index `byCluster`"),
         "collections secret entry `db.core.broken` is not valid: field `db` is missing; that entry is skipped".to_owned(),
-        format!("core:contract: run `{uuid}` is EMR_FAILED, not acknowledged; intradayctl ack"),
-        format!("core:statement: an item of run `{uuid}` cannot be read"),
+        format!("db.core.contract: run `{uuid}` is EMR_FAILED, not acknowledged; intradayctl ack"),
+        format!("db.core.statement: an item of run `{uuid}` cannot be read"),
         format!("table `{database}.core_claimant` is the original's"),
     ];
     for want in &want_starts {
@@ -517,7 +477,7 @@ async fn moto_migrate_check_reads_the_originals_table_secret_and_catalog_and_cha
     let shown = text(&out.stdout);
     assert!(shown.contains("5 problem(s):"), "{shown}");
     assert!(
-        shown.lines().any(|l| l.starts_with("core:claimant")
+        shown.lines().any(|l| l.starts_with("db.core.claimant")
             && l.contains("2023-11-14T22:15:00.000Z")
             && l.contains("2023-11-14T22:15:00.001Z")),
         "{shown}"
@@ -609,7 +569,7 @@ async fn moto_register_legacy_makes_a_table_of_the_originals_finished_folders() 
         let rows = report["collections"].as_array().expect("rows");
         let claimant = rows
             .iter()
-            .find(|r| r["collection"] == "core:claimant")
+            .find(|r| r["collection"] == "db.core.claimant")
             .expect("claimant");
         assert_eq!(claimant["registered"], 2, "attempt {attempt}: {report:#}");
         assert_eq!(
@@ -618,7 +578,7 @@ async fn moto_register_legacy_makes_a_table_of_the_originals_finished_folders() 
         );
         let todo = rows
             .iter()
-            .find(|r| r["collection"] == "agent:agentToDo")
+            .find(|r| r["collection"] == "db.agent.agentToDo")
             .expect("agentToDo");
         assert_eq!(todo["registered"], 1);
         assert_eq!(
@@ -709,7 +669,7 @@ async fn moto_dlq_peek_shows_each_message_once_and_leaves_it_where_it_was() {
         "{table}"
     );
     assert!(
-        table.contains("{\"n\": 2,   \"note\": \"two\\tlines\"}"),
+        table.contains("{\"n\": 2, \"note\": \"two\\tlines\"}"),
         "{table}"
     );
     assert!(

@@ -37,43 +37,56 @@ pub async fn ack(
     let store = env.store().await?;
     let mut report = Report::new(&["RUN", "COLLECTION", "RESULT", "DETAIL"]);
     let mut results = Vec::new();
-    let mut failed = 0;
+    let (mut failed, mut not_found) = (0, 0);
     for c in &wanted {
-        let (result, detail, status) =
-            match store.acknowledge(&run, c, &by, Some(&arn), reason).await {
-                Ok(status) => (
-                    "acknowledged".to_owned(),
-                    format!("now {status}, by {by} ({arn})"),
-                    Some(status),
-                ),
-                Err(AwsError::Domain(CoreError::NotFailed { status, .. }))
-                    if status.starts_with('_') =>
-                {
-                    failed += 1;
-                    let said = store.acknowledgement(&run, c).await?;
-                    let who = said.map_or_else(
-                        || "by hand, with no record of who".to_owned(),
-                        |a| {
-                            format!(
-                                "by {}{} at {}{}",
-                                a.by.as_deref().unwrap_or("someone"),
-                                a.by_arn.map(|arn| format!(" ({arn})")).unwrap_or_default(),
-                                a.at_ms.map_or("an unknown time".to_owned(), show_time),
-                                a.reason.map(|r| format!(": {r}")).unwrap_or_default()
-                            )
-                        },
-                    );
-                    (
-                        "already acknowledged".to_owned(),
-                        format!("{status} {who}"),
-                        None,
-                    )
-                }
-                Err(e) => {
-                    failed += 1;
-                    ("refused".to_owned(), e.to_string(), None)
-                }
-            };
+        let (result, detail, status) = match store
+            .acknowledge(&run, c, &by, Some(&arn), reason)
+            .await
+        {
+            Ok(status) => (
+                "acknowledged".to_owned(),
+                format!("now {status}, by {by} ({arn})"),
+                Some(status),
+            ),
+            Err(AwsError::Domain(CoreError::NotFailed { status, .. }))
+                if status.starts_with('_') =>
+            {
+                failed += 1;
+                let said = store.acknowledgement(&run, c).await?;
+                let who = said.map_or_else(
+                    || "by hand, with no record of who".to_owned(),
+                    |a| {
+                        format!(
+                            "by {}{} at {}{}",
+                            a.by.as_deref().unwrap_or("someone"),
+                            a.by_arn.map(|arn| format!(" ({arn})")).unwrap_or_default(),
+                            a.at_ms.map_or("an unknown time".to_owned(), show_time),
+                            a.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                        )
+                    },
+                );
+                (
+                    "already acknowledged".to_owned(),
+                    format!("{status} {who}"),
+                    None,
+                )
+            }
+            Err(AwsError::JobNotFound { .. }) => {
+                failed += 1;
+                not_found += 1;
+                (
+                    "not found".to_owned(),
+                    format!(
+                        "no item for run `{run}` and `{c}`; `intradayctl status --collection {c}` lists its runs"
+                    ),
+                    None,
+                )
+            }
+            Err(e) => {
+                failed += 1;
+                ("refused".to_owned(), e.to_string(), None)
+            }
+        };
         report.rows.push(vec![
             run.to_string(),
             c.name(),
@@ -88,7 +101,12 @@ pub async fn ack(
     if failed == 0 {
         report.notes.push("The collections' locks are released; the next run starts from their last completed watermark.".into());
     } else {
-        report.exit_code = crate::error::exit::FAILURE;
+        // Nothing there at all is "not found" (a mistyped run id); anything else is a failure.
+        report.exit_code = if not_found == wanted.len() {
+            crate::error::exit::NOT_FOUND
+        } else {
+            crate::error::exit::FAILURE
+        };
         report.notes.push(format!(
             "{failed} of {} collection(s) not acknowledged now; see RESULT.",
             wanted.len()

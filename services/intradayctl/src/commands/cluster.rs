@@ -43,9 +43,16 @@ pub async fn start(env: &Env, params: Option<&Path>) -> Result<Report, CtlError>
 }
 
 pub async fn stop(env: &Env, cluster_id: &str) -> Result<Report, CtlError> {
-    validate_cluster_id(cluster_id).map_err(|e| CtlError::Invalid(e.to_string()))?;
+    validate_cluster_id(cluster_id).map_err(|_| {
+        CtlError::Invalid(format!(
+            "`{cluster_id}` is not an EMR cluster id (j- followed by 1 to 64 upper-case letters and digits); nothing stopped"
+        ))
+    })?;
     let emr = Emr::new(env.aws.emr());
-    let info = emr.describe(cluster_id).await?;
+    let info = emr
+        .describe(cluster_id)
+        .await
+        .map_err(|e| unknown_cluster(cluster_id, e))?;
     if info.tags.get(TAG_MANAGED_BY.0).map(String::as_str) != Some(TAG_MANAGED_BY.1) {
         return Err(CtlError::Invalid(format!(
             "cluster {cluster_id} is not one of Intraday's (no ManagedBy=intraday tag); stop it with `aws emr terminate-clusters` if you mean to"
@@ -62,7 +69,7 @@ pub async fn stop(env: &Env, cluster_id: &str) -> Result<Report, CtlError> {
             info.state.clone(),
             info.state.clone(),
         ]);
-        report.json = json!({"cluster_id": cluster_id, "previous_state": info.state, "terminated_now": false});
+        report.json = json!({"cluster_id": cluster_id, "previous_state": info.state, "state": info.state, "terminated_now": false});
         report.notes.push(format!(
             "Cluster {cluster_id} is {} already: nothing to do.",
             info.state
@@ -75,8 +82,20 @@ pub async fn stop(env: &Env, cluster_id: &str) -> Result<Report, CtlError> {
         info.state.clone(),
         "TERMINATING".into(),
     ]);
-    report.json =
-        json!({"cluster_id": cluster_id, "previous_state": info.state, "terminated_now": true});
+    report.json = json!({"cluster_id": cluster_id, "previous_state": info.state, "state": "TERMINATING", "terminated_now": true});
     report.notes.push(format!("Once it has terminated the reaper removes its metadata; or run: intradayctl reap {cluster_id}"));
     Ok(report)
+}
+
+/// EMR answers DescribeCluster on an id it does not know with `InvalidRequestException`
+/// ("Cluster id '…' is not valid."), as moto does: for people that is "not found" (exit 4).
+pub fn unknown_cluster(cluster_id: &str, e: intraday_aws::AwsError) -> CtlError {
+    if matches!(&e, intraday_aws::AwsError::Service { operation: "DescribeCluster", code, .. } if code == "InvalidRequestException")
+    {
+        CtlError::NotFound(format!(
+            "no cluster {cluster_id} in this account and region; `aws emr list-clusters` lists them"
+        ))
+    } else {
+        CtlError::Aws(e)
+    }
 }

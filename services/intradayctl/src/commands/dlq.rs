@@ -60,10 +60,8 @@ const PEEK_HIDE: Duration = Duration::from_secs(60);
 /// A body on one line for the table: control characters (line breaks, tabs) as spaces,
 /// cut at `width` characters with an ellipsis. JSON output keeps the body whole.
 pub fn one_line(body: &str, width: usize) -> String {
-    let flat: String = body
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    // A line break and the indentation after it read as one space.
+    let flat = body.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() <= width {
         flat
     } else {
@@ -122,6 +120,9 @@ pub async fn peek(env: &Env, queue: &str, count: usize) -> Result<Report, CtlErr
         ))
     })?;
 
+    // Oldest first, as they failed (SQS returns them in no particular order); a stable sort
+    // keeps the order they came in for those sent in the same millisecond.
+    seen.sort_by_key(|m| m.sent_ms);
     let mut report = Report::new(&["MESSAGE ID", "RECEIVES", "SENT", "BODY"]);
     for m in &seen {
         report.rows.push(vec![
@@ -223,14 +224,17 @@ pub async fn redrive(
     let mut report = Report::new(&["QUEUE", "WAITING", "MOVED", "HOW"]);
     if dry_run {
         let would = max.map_or(waiting, |m| m.min(waiting));
+        let how = "dry run";
         report.rows.push(vec![
             queue.to_owned(),
             waiting.to_string(),
-            format!("0 (would move {would})"),
-            "dry run".into(),
+            "0".into(),
+            how.into(),
         ]);
-        report.json =
-            json!({"queue": queue, "waiting": waiting, "would_move": would, "dry_run": true});
+        report.json = json!({"queue": queue, "waiting": waiting, "moved": 0, "would_move": would, "how": how, "dry_run": true});
+        report.notes.push(format!(
+            "Dry run: would move {would} message(s) back to the {queue} queue; nothing moved."
+        ));
         return Ok(report);
     }
     // SQS's own redrive where the endpoint has it and every message should move; an emulator
@@ -250,13 +254,15 @@ pub async fn redrive(
             .start_move_task(&arn(&dlq).await?, &arn(&url).await?)
             .await
         {
+            // The task moves them in the background: how many have moved is not known yet.
+            let how = "SQS message move task";
             report.rows.push(vec![
                 queue.to_owned(),
                 waiting.to_string(),
-                format!("~{waiting}"),
-                "SQS message move task".into(),
+                "-".into(),
+                how.into(),
             ]);
-            report.json = json!({"queue": queue, "waiting": waiting, "move_task": handle});
+            report.json = json!({"queue": queue, "waiting": waiting, "how": how, "move_task": handle, "dry_run": false});
             report.notes.push(
                 "SQS moves the messages in the background; `intradayctl dlq list` shows progress."
                     .into(),
@@ -265,13 +271,15 @@ pub async fn redrive(
         }
     }
     let moved = move_messages(&queues, &dlq, &url, max, stop).await?;
+    let how = "receive, send, delete";
     report.rows.push(vec![
         queue.to_owned(),
         waiting.to_string(),
         moved.to_string(),
-        "receive, send, delete".into(),
+        how.into(),
     ]);
-    report.json = json!({"queue": queue, "waiting": waiting, "moved": moved});
+    report.json =
+        json!({"queue": queue, "waiting": waiting, "moved": moved, "how": how, "dry_run": false});
     if stop.load(Ordering::SeqCst) {
         report.notes.push("Interrupted: every message is either moved or still in the dead-letter queue; run the command again to finish.".into());
     }

@@ -127,6 +127,7 @@ pub async fn check(env: &Env, database: Option<&str>) -> Result<Report, CtlError
     let mut report = Report::new(&[
         "COLLECTION",
         "LAST COMPLETED",
+        "DATA END",
         "NEXT WINDOW FROM",
         "BLOCKED BY",
         "TABLE",
@@ -139,40 +140,40 @@ pub async fn check(env: &Env, database: Option<&str>) -> Result<Report, CtlError
     for entry in collections.iter() {
         let c = &entry.collection;
         let row = check_collection(&store, &catalog, &database, c).await?;
+        // The first clause only: the problems below carry the whole reason.
+        let summary = row
+            .blocker
+            .as_ref()
+            .map(|b| b.what.split(';').next().unwrap_or_default().to_owned());
         report.rows.push(vec![
-            c.job_key(),
+            c.name(),
             row.last_completed
                 .as_ref()
-                .map_or("-".to_owned(), |(run, end)| {
-                    format!("{} ({run})", show_time(*end))
-                }),
-            if row.next_start == 0 {
-                "0 (everything)".to_owned()
-            } else {
-                show_time(row.next_start)
-            },
-            // The first clause only: the problems below carry the whole reason.
-            row.blocker.as_ref().map_or("-".to_owned(), |b| {
-                b.what.split(';').next().unwrap_or_default().to_owned()
-            }),
+                .map_or("-".to_owned(), |(run, _)| run.to_string()),
+            row.last_completed
+                .as_ref()
+                .map_or("-".to_owned(), |(_, end)| show_time(*end)),
+            show_time(row.next_start),
+            summary.clone().unwrap_or_else(|| "-".to_owned()),
             row.table.clone(),
         ]);
         if let Some(b) = &row.blocker {
-            problems.push(format!("{}: {}; {}", c.job_key(), b.what, b.fix));
+            problems.push(format!("{}: {}; {}", c.name(), b.what, b.fix));
         }
         for (run, status) in &row.unlocked_active {
             problems.push(format!(
                 "{}: run `{run}` is {status} with no Intraday lock (the original's run?); a new run would not wait for it: let it end before the first run",
-                c.job_key()
+                c.name()
             ));
         }
         problems.extend(row.table_problem.iter().cloned());
         json_collections.push(json!({
-            "collection": c.job_key(),
+            "collection": c,
+            "job_key": c.job_key(),
             "pii": entry.pii,
             "last_completed": row.last_completed.as_ref().map(|(run, end)| json!({"run": run, "processed_data_end_ms": end})),
             "next_window_start_ms": row.next_start,
-            "blocked_by": row.blocker.as_ref().map(|b| json!({"what": b.what, "fix": b.fix})),
+            "blocked_by": row.blocker.as_ref().map(|b| json!({"summary": summary, "what": b.what, "fix": b.fix})),
             "table": row.table,
         }));
     }
@@ -369,7 +370,7 @@ pub async fn register_legacy(env: &Env, args: LegacyArgs<'_>) -> Result<Report, 
             }));
         }
         report.rows.push(vec![
-            c.job_key(),
+            c.name(),
             if runs.is_empty() {
                 "-".to_owned()
             } else {
@@ -380,7 +381,8 @@ pub async fn register_legacy(env: &Env, args: LegacyArgs<'_>) -> Result<Report, 
             skipped.len().to_string(),
         ]);
         json_rows.push(json!({
-            "collection": c.job_key(),
+            "collection": c,
+            "job_key": c.job_key(),
             "folder": folder.to_string(),
             "table": (!runs.is_empty()).then(|| format!("{database}.{}", table.name)),
             "folders": found.complete.len() + found.incomplete.len(),

@@ -2,7 +2,7 @@
 
 use intraday_aws::{Emr, Objects};
 use intraday_core::S3Uri;
-use intraday_reaper::reap as reap_cluster;
+use intraday_reaper::{ReapError, reap as reap_cluster};
 use serde_json::json;
 
 use crate::CtlError;
@@ -32,7 +32,12 @@ pub async fn reap(
         dry_run,
     )
     .await
-    .map_err(|e| CtlError::Invalid(e.to_string()))?;
+    .map_err(|e| match e {
+        ReapError::InvalidClusterId(_) | ReapError::Root(..) => CtlError::Invalid(e.to_string()),
+        ReapError::Aws(aws) => super::cluster::unknown_cluster(cluster_id, aws),
+        // The cluster is there but may not be reaped (yet): the command did not do its work.
+        _ => CtlError::Other(e.to_string()),
+    })?;
     let mut report = Report::new(&["CLUSTER", "PREFIX", "KEYS", "DELETED"]);
     report.rows.push(vec![
         cluster_id.to_owned(),
@@ -40,7 +45,12 @@ pub async fn reap(
         report_of.keys.len().to_string(),
         report_of.deleted.to_string(),
     ]);
-    if dry_run {
+    if report_of.keys.is_empty() {
+        report.notes.push(format!(
+            "Nothing under {}: the metadata is gone already.",
+            report_of.prefix
+        ));
+    } else if dry_run {
         report.notes.extend(
             report_of
                 .keys

@@ -102,17 +102,19 @@ pub async fn trigger(env: &Env, names: &[String]) -> Result<Report, CtlError> {
     };
     send(env, &request).await?;
     let mut report = Report::new(&["RUN", "TRIGGER TIME", "COLLECTIONS"]);
-    let which = if names.is_empty() {
-        "all".to_owned()
-    } else {
-        names.join(",")
-    };
+    // No list means every collection the secret lists when the scheduler takes the run.
+    let which = request.collections.as_ref().map_or("all".to_owned(), |cs| {
+        cs.iter()
+            .map(Collection::name)
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     report.rows.push(vec![
         request.correlation_id.to_string(),
         show_time(now),
         which,
     ]);
-    report.json = json!({"run": request.correlation_id, "trigger_time_ms": now, "collections": request.collections});
+    report.json = json!({"run": request.correlation_id, "trigger_time_ms": now, "collections": request.collections, "all_collections": request.collections.is_none()});
     report.notes.push(format!(
         "Follow it with: intradayctl status --run {}",
         request.correlation_id
@@ -132,10 +134,18 @@ pub struct BackfillArgs<'a> {
 
 pub async fn backfill(env: &Env, args: BackfillArgs<'_>) -> Result<Report, CtlError> {
     let now = now_ms();
-    let window = Window::new(
+    let (start, end) = (
         parse_time("--start", args.start)?,
         parse_time("--end", args.end)?,
-    )?;
+    );
+    if start >= end {
+        return Err(CtlError::Invalid(format!(
+            "--start {} is not before --end {}: a window starts at --start and ends, exclusive, at --end",
+            super::show_time(start),
+            super::show_time(end)
+        )));
+    }
+    let window = Window::new(start, end)?;
     let run = run_id("backfill", now)?;
     let resources = env.resources().await?;
     let output_prefix = match args.prefix {

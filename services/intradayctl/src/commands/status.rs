@@ -142,7 +142,8 @@ pub async fn status(
             ]);
         }
         report.notes.push(format!(
-            "{c}: next window starts at {watermark}; lock {}",
+            "{c}: next window starts at {}; lock {}",
+            show_time(watermark),
             lock.as_ref()
                 .map_or("free".to_owned(), |(h, since)| format!(
                     "held by {h} since {}",
