@@ -1,9 +1,7 @@
 //! The reaper against moto server: exactly the terminated cluster's metadata goes, and only
 //! for our clusters.
 
-use std::collections::BTreeMap;
-
-use intraday_aws::emr::{ClusterRequest, InstanceGroup};
+use intraday_aws::emr::ClusterRequest;
 use intraday_aws::{Emr, Objects};
 use intraday_core::S3Uri;
 use intraday_reaper::{Ctx, ReapError, handle, reap};
@@ -11,32 +9,7 @@ use intraday_runtime::{HandlerError, Message};
 use intraday_testkit as kit;
 
 fn request(tags: &[(&str, &str)]) -> ClusterRequest {
-    ClusterRequest {
-        name: "intraday-incremental".into(),
-        release_label: "emr-7.12.0".into(),
-        log_uri: None,
-        applications: vec!["HBase".into()],
-        instance_groups: vec![InstanceGroup {
-            role: "MASTER".into(),
-            instance_type: "m5.xlarge".into(),
-            count: 1,
-            market: None,
-        }],
-        subnet_id: None,
-        security_groups: Default::default(),
-        custom_ami_id: None,
-        keep_alive: true,
-        configurations: vec![],
-        bootstrap_actions: vec![],
-        steps: vec![],
-        tags: tags
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect::<BTreeMap<_, _>>(),
-        security_configuration: None,
-        service_role: None,
-        job_flow_role: None,
-    }
+    kit::cluster_request(tags)
 }
 
 fn event(cluster: &str, state: &str) -> Message {

@@ -164,6 +164,36 @@ pub async fn clusters_tagged(emr: &intraday_aws::Emr, run: &str) -> Vec<String> 
     found
 }
 
+/// The smallest cluster moto starts: one master, HBase, kept alive, with `tags`.
+pub fn cluster_request(tags: &[(&str, &str)]) -> intraday_aws::emr::ClusterRequest {
+    intraday_aws::emr::ClusterRequest {
+        name: "intraday-incremental".into(),
+        release_label: "emr-7.12.0".into(),
+        log_uri: None,
+        applications: vec!["HBase".into()],
+        instance_groups: vec![intraday_aws::emr::InstanceGroup {
+            role: "MASTER".into(),
+            instance_type: "m5.xlarge".into(),
+            count: 1,
+            market: None,
+        }],
+        subnet_id: None,
+        security_groups: Default::default(),
+        custom_ami_id: None,
+        keep_alive: true,
+        configurations: vec![],
+        bootstrap_actions: vec![],
+        steps: vec![],
+        tags: tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+        security_configuration: None,
+        service_role: None,
+        job_flow_role: None,
+    }
+}
+
 /// A catalog table as the original's Hive DDL made it: its three text columns, OpenCSVSerde,
 /// not partitioned, over the collection's folder.
 pub fn original_table(name: &str, location: &str) -> intraday_aws::TableSpec {
