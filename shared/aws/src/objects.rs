@@ -243,6 +243,7 @@ impl Objects {
             uri: uri.clone(),
             upload_id: out.upload_id().unwrap_or_default().to_owned(),
             parts: Vec::new(),
+            bytes: 0,
         })
     }
 }
@@ -254,11 +255,14 @@ pub struct MultipartUpload {
     uri: S3Uri,
     upload_id: String,
     parts: Vec<CompletedPart>,
+    /// Bytes sent in parts so far.
+    bytes: u64,
 }
 
 impl MultipartUpload {
     pub async fn upload_part(&mut self, bytes: Vec<u8>) -> Result<(), AwsError> {
         let number = self.parts.len() as i32 + 1;
+        let len = bytes.len() as u64;
         let out = self
             .client
             .upload_part()
@@ -276,26 +280,63 @@ impl MultipartUpload {
                 .set_e_tag(out.e_tag().map(str::to_owned))
                 .build(),
         );
+        self.bytes += len;
         Ok(())
     }
 
     pub async fn complete(self) -> Result<(), AwsError> {
-        // Repeat: after a lost answer the SDK's repeat may get NoSuchUpload; the step then fails
-        // before its manifest, so nothing partial is published.
-        self.client
+        // Repeat: when the first answer is lost the SDK sends it again, and the repeat can find
+        // the upload already completed and answer NoSuchUpload (moto does; S3 documents
+        // NoSuchUpload for an upload that "might have been aborted or completed":
+        // https://docs.aws.amazon.com/AmazonS3/latest/API/API_CompleteMultipartUpload.html).
+        // Then the object tells: ours is there with every byte we sent, in as many parts.
+        let result = self
+            .client
             .complete_multipart_upload()
             .bucket(self.uri.bucket())
             .key(self.uri.key())
             .upload_id(&self.upload_id)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
-                    .set_parts(Some(self.parts))
+                    .set_parts(Some(self.parts.clone()))
                     .build(),
             )
             .send()
             .await
-            .aws("CompleteMultipartUpload")?;
-        Ok(())
+            .aws("CompleteMultipartUpload");
+        match result {
+            Err(e) if e.code() == Some("NoSuchUpload") => {
+                if self.completed_earlier().await? {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Whether the object at the upload's key is this upload, completed: its size is the
+    /// bytes sent and its ETag says as many parts (`"…-N"`, S3's multipart ETag).
+    async fn completed_earlier(&self) -> Result<bool, AwsError> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(self.uri.bucket())
+            .key(self.uri.key())
+            .send()
+            .await;
+        let head = match head {
+            Ok(head) => head,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => return Ok(false),
+            Err(e) => return Err(crate::error::from_sdk("HeadObject", e)),
+        };
+        Ok(is_upload(
+            head.content_length(),
+            head.e_tag(),
+            self.bytes,
+            self.parts.len(),
+        ))
     }
 
     /// Abandons the upload so no partial object is ever visible and no parts are billed.
@@ -345,8 +386,37 @@ fn build_error(operation: &'static str, e: aws_sdk_s3::error::BuildError) -> Aws
     }
 }
 
+/// Whether an object (its size and ETag) is an upload of `bytes` in `parts` parts: S3 gives a
+/// multipart object the ETag `"<hash>-<parts>"`, a single PUT a plain hash.
+fn is_upload(content_length: Option<i64>, e_tag: Option<&str>, bytes: u64, parts: usize) -> bool {
+    let suffix = format!("-{parts}");
+    content_length == i64::try_from(bytes).ok()
+        && e_tag.is_some_and(|tag| tag.trim_matches('"').ends_with(&suffix))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_object_is_the_upload_only_with_its_size_and_part_count() {
+        let tag = Some("\"3858f62230ac3c915f300c664312c11f-2\"");
+        assert!(super::is_upload(Some(5_242_884), tag, 5_242_884, 2));
+        // Another writer's object: a different size, a single PUT, or other parts.
+        assert!(!super::is_upload(Some(15), tag, 5_242_884, 2));
+        assert!(!super::is_upload(
+            Some(5_242_884),
+            Some("\"3858f62230ac3c915f300c664312c11f\""),
+            5_242_884,
+            2
+        ));
+        assert!(!super::is_upload(
+            Some(5_242_884),
+            Some("\"3858f62230ac3c915f300c664312c11f-3\""),
+            5_242_884,
+            2
+        ));
+        assert!(!super::is_upload(None, tag, 5_242_884, 2));
+    }
+
     use super::*;
 
     #[test]

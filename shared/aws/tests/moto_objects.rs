@@ -81,6 +81,48 @@ async fn moto_multipart_upload_completes_tagged_or_leaves_nothing() {
     );
 }
 
+/// A CompleteMultipartUpload whose answer is lost (or whose connection is dropped) took
+/// effect; the SDK's repeat finds no upload. The upload is still reported complete, because
+/// the object there is this one (`objects.rs` tests that another object is not taken for it).
+#[tokio::test]
+async fn moto_a_completed_upload_whose_answer_is_lost_is_still_complete() {
+    use intraday_testkit::faults::{Fault, FaultProxy};
+    let aws = kit::aws().await;
+    let bucket = kit::bucket(&aws).await;
+    let proxy = FaultProxy::start(kit::moto()).await.expect("proxy");
+    let through = intraday_aws::AwsSettings::emulator(proxy.endpoint(), kit::REGION)
+        .load()
+        .await;
+    let objects = Objects::new(through.s3());
+    for (i, fault) in [Fault::LoseAnswer, Fault::Reset].into_iter().enumerate() {
+        let at = uri(&bucket, &format!("big/lost-{i}.bin"));
+        let mut upload = objects
+            .start_upload(&at, "application/octet-stream", &[])
+            .await
+            .expect("start");
+        upload
+            .upload_part(vec![1u8; 5 * 1024 * 1024])
+            .await
+            .expect("part 1");
+        upload.upload_part(b"tail".to_vec()).await.expect("part 2");
+        let before = proxy.calls("CompleteMultipartUpload");
+        proxy.fault_next("CompleteMultipartUpload", 1, fault);
+        upload
+            .complete()
+            .await
+            .expect("complete after a lost answer");
+        assert_eq!(
+            proxy.calls("CompleteMultipartUpload") - before,
+            2,
+            "{fault:?}: the SDK sent it again"
+        );
+        assert_eq!(
+            objects.get(&at).await.expect("get").len(),
+            5 * 1024 * 1024 + 4
+        );
+    }
+}
+
 #[tokio::test]
 async fn moto_lists_every_page_and_deletes_in_batches_only_under_the_prefix() {
     let aws = kit::aws().await;
