@@ -84,12 +84,13 @@ pub async fn launch_once(launch: &LaunchRequested, ctx: &Ctx) -> Result<Launched
     if !claim_holds(launch, &token, ctx).await? {
         return settle_contended(launch, ctx).await;
     }
-    // We hold the claim. An earlier attempt whose claim went stale may have launched before
-    // it died: look before launching again.
+    // We hold the claim. An earlier attempt whose claim went stale, or whose RunJobFlow
+    // answer was lost, may have launched: look, whatever state its cluster is in now, before
+    // launching again.
     let since = jobs.iter().map(|j| j.triggered_time).min();
     if let Some(cluster) = ctx
         .emr
-        .find_active_by_tag(TAG_CORRELATION_ID, launch.correlation_id.as_str(), since)
+        .find_by_tag(TAG_CORRELATION_ID, launch.correlation_id.as_str(), since)
         .await?
     {
         record(launch, &cluster, ctx).await?;

@@ -32,6 +32,9 @@ async fn setup() -> Setup {
         other => panic!("{other:?}"),
     };
     launch.correlation_id = CorrelationId::new(kit::unique("run")).expect("id");
+    // Now, as a real run's: the launcher looks for an earlier attempt's cluster among those
+    // created since the run was triggered.
+    launch.trigger_time_ms = intraday_aws::jobs::now_ms();
     for c in &launch.collections {
         let job = JobRecord::new(
             launch.correlation_id.clone(),
@@ -272,4 +275,59 @@ async fn moto_a_lost_run_job_flow_answer_is_not_retried_blindly_and_the_cluster_
         .expect("the redelivery settles the launch");
     assert_eq!(proxy.calls("RunJobFlow"), 1);
     one_cluster_recorded(&s).await;
+}
+
+/// A delivery interrupted after any of its AWS calls (the network stops answering and the
+/// delivery is dropped, as a Lambda killed mid-call is) leaves a state the redeliveries
+/// finish: exactly one cluster, every item EMR_LAUNCHED on it.
+#[tokio::test]
+async fn moto_a_launch_interrupted_after_any_call_ends_with_one_cluster() {
+    let proxy = kit::faults::FaultProxy::start(kit::moto())
+        .await
+        .expect("fault proxy");
+    let through_proxy = intraday_aws::AwsSettings::emulator(proxy.endpoint(), kit::REGION)
+        .load()
+        .await;
+    let through = |mut s: Setup| {
+        s.ctx.store = JobStore::new(through_proxy.dynamodb(), s.ctx.store.table().to_owned());
+        s.ctx.emr = Emr::new(through_proxy.emr());
+        // A claim left by the interrupted delivery is taken over after this long.
+        s.ctx.claim_timeout = Duration::from_millis(500);
+        s
+    };
+
+    // How many calls an uninterrupted delivery makes.
+    let s = through(setup().await);
+    let before = proxy.total_calls();
+    handle(delivery(&s.launch, 1), &s.ctx)
+        .await
+        .expect("launch");
+    let calls = proxy.total_calls() - before;
+    one_cluster_recorded(&s).await;
+    assert!(calls >= 5, "{calls} calls");
+
+    for k in 0..calls {
+        let s = through(setup().await);
+        let first = proxy
+            .interrupt_after(k, handle(delivery(&s.launch, 1), &s.ctx))
+            .await;
+        assert!(first.is_none(), "the delivery needed more than {k} calls");
+        // Redeliveries until it settles; a claim the dropped delivery left stands until
+        // the claim timeout.
+        let mut settled = false;
+        for n in 2..12 {
+            match handle(delivery(&s.launch, n), &s.ctx).await {
+                Ok(()) => {
+                    settled = true;
+                    break;
+                }
+                Err(HandlerError::Retryable(_)) => {
+                    tokio::time::sleep(Duration::from_millis(600)).await;
+                }
+                Err(e) => panic!("interrupted after call {k}: {e:?}"),
+            }
+        }
+        assert!(settled, "interrupted after call {k}: never settled");
+        one_cluster_recorded(&s).await;
+    }
 }

@@ -138,6 +138,12 @@ pub async fn handle(message: Message, ctx: &Ctx) -> Result<(), HandlerError> {
 pub async fn runs_on(ctx: &Ctx, cluster_id: &str) -> Result<Vec<RunOnCluster>, MonitorError> {
     let keys = ctx.store.by_cluster(cluster_id).await?;
     if keys.is_empty() {
+        if let Some(run) = unrecorded_run(ctx, cluster_id).await? {
+            return Err(MonitorError::Unrecorded {
+                cluster: cluster_id.to_owned(),
+                run: run.to_string(),
+            });
+        }
         tracing::debug!(cluster = %cluster_id, "not one of our clusters; ignored");
     }
     let mut by_run: BTreeMap<CorrelationId, Vec<_>> = BTreeMap::new();
@@ -163,6 +169,49 @@ pub async fn runs_on(ctx: &Ctx, cluster_id: &str) -> Result<Vec<RunOnCluster>, M
         });
     }
     Ok(runs)
+}
+
+/// The run a cluster of ours was launched for, when that run is still open and either does
+/// not record the cluster yet (the launcher's RunJobFlow took effect but its answer was lost;
+/// a later delivery finds the cluster by its tag and records it) or records it where the
+/// `byCluster` index does not show it yet (global secondary indexes are eventually
+/// consistent: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html).
+/// Its events must wait, not be dropped. A cluster that is not ours, has no run tag, or whose
+/// run has moved on is not waited for.
+async fn unrecorded_run(
+    ctx: &Ctx,
+    cluster_id: &str,
+) -> Result<Option<CorrelationId>, MonitorError> {
+    use intraday_aws::emr::{TAG_CORRELATION_ID, TAG_MANAGED_BY};
+    use intraday_core::JobStatus;
+    let tags = match ctx.emr.describe(cluster_id).await {
+        Ok(info) => info.tags,
+        // EMR does not know it ("Cluster id '…' is not valid."): not ours to wait for.
+        Err(e) if e.code() == Some("InvalidRequestException") => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if tags.get(TAG_MANAGED_BY.0).map(String::as_str) != Some(TAG_MANAGED_BY.1) {
+        return Ok(None);
+    }
+    let Some(run) = tags
+        .get(TAG_CORRELATION_ID)
+        .and_then(|r| CorrelationId::new(r.clone()).ok())
+    else {
+        return Ok(None);
+    };
+    let jobs = ctx.store.run(&run).await?;
+    let waiting = !jobs.is_empty()
+        && jobs.iter().all(|j| {
+            j.emr_cluster_id.as_deref().is_none_or(|c| c == cluster_id)
+                && matches!(
+                    j.status,
+                    JobStatus::LambdaTriggered
+                        | JobStatus::Waiting
+                        | JobStatus::EmrLaunched
+                        | JobStatus::EmrProcessing
+                )
+        });
+    Ok(waiting.then_some(run))
 }
 
 /// The extraction step of a cluster as EMR reports it now.

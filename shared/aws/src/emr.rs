@@ -319,15 +319,17 @@ impl Emr {
         }
     }
 
-    /// The active cluster carrying tag `key = value`, if any, among clusters created after
-    /// `created_after_ms`.
-    pub async fn find_active_by_tag(
+    /// The cluster carrying tag `key = value`, in any state, if any, among clusters created
+    /// after `created_after_ms`. Ended ones count: a cluster an earlier attempt started may
+    /// have run its steps and terminated before the caller looks (a redelivery after an
+    /// outage), and launching again would extract the run twice.
+    pub async fn find_by_tag(
         &self,
         key: &str,
         value: &str,
         created_after_ms: Option<u64>,
     ) -> Result<Option<String>, AwsError> {
-        for cluster in self.list(&ACTIVE_STATES, created_after_ms).await? {
+        for cluster in self.list(&ALL_STATES, created_after_ms).await? {
             let info = self.describe(&cluster.id).await?;
             if info.tags.get(key).map(String::as_str) == Some(value) {
                 return Ok(Some(cluster.id));

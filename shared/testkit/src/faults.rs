@@ -30,6 +30,10 @@ struct Faults {
     random: Mutex<Option<(u32, u64)>>,
     /// Requests faulted at random: (refused, answers lost).
     random_faults: Mutex<(u32, u32)>,
+    /// Requests still answered before the proxy stops answering (`stall_after`).
+    stall_in: Mutex<Option<u32>>,
+    /// Whether the proxy has stopped answering; requests wait until it is false again.
+    stalled: tokio::sync::watch::Sender<bool>,
 }
 
 /// What a fault does to one request.
@@ -107,6 +111,49 @@ impl FaultProxy {
         *lock(&self.faults.random_faults)
     }
 
+    /// Answers the next `calls` requests, then stops answering: every later request waits,
+    /// unforwarded, as if the network had gone, until [`FaultProxy::resume`].
+    pub fn stall_after(&self, calls: u32) {
+        *lock(&self.faults.stall_in) = Some(calls);
+    }
+
+    /// Answers again; requests held while stalled are refused (503), never forwarded: their
+    /// callers are gone.
+    pub fn resume(&self) {
+        *lock(&self.faults.stall_in) = None;
+        self.faults.stalled.send_replace(false);
+    }
+
+    /// Waits until the proxy holds a request it will not answer.
+    pub async fn stalled(&self) {
+        let mut rx = self.faults.stalled.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Runs `work` (one delivery of a handler whose clients go through this proxy) with the
+    /// proxy answering only its first `calls` requests. `None` when it was interrupted there:
+    /// `work` is dropped as the request after call `calls` hangs, as a Lambda killed
+    /// mid-call is, and the proxy answers again. `Some` with `work`'s result when it needed
+    /// no more than `calls` requests.
+    pub async fn interrupt_after<F: std::future::Future>(
+        &self,
+        calls: u32,
+        work: F,
+    ) -> Option<F::Output> {
+        self.stall_after(calls);
+        let out = tokio::select! {
+            out = work => Some(out),
+            () = self.stalled() => None,
+        };
+        self.resume();
+        out
+    }
+
+    /// How many requests reached the proxy, of every operation.
+    pub fn total_calls(&self) -> u32 {
+        lock(&self.faults.seen).values().sum()
+    }
+
     /// How many `operation` requests reached the proxy.
     pub fn calls(&self, operation: &str) -> u32 {
         lock(&self.faults.seen).get(operation).copied().unwrap_or(0)
@@ -144,7 +191,12 @@ fn operation_of(method: &Method, uri: &Uri, target: Option<&str>, body: &[u8]) -
             .split('&')
             .any(|p| p == name || p.starts_with(&format!("{name}=")))
     };
-    let object = uri.path().trim_start_matches('/').contains('/');
+    // Path style (`/bucket/key`), as the SDK sends it to an endpoint override.
+    let object = uri
+        .path()
+        .trim_start_matches('/')
+        .split_once('/')
+        .is_some_and(|(_, key)| !key.is_empty());
     let name = match *method {
         Method::POST if has("uploads") => "CreateMultipartUpload",
         Method::POST if has("uploadId") => "CompleteMultipartUpload",
@@ -212,6 +264,26 @@ async fn forward(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
     *lock(&faults.seen).entry(operation.clone()).or_default() += 1;
+    let stall = {
+        let mut left = lock(&faults.stall_in);
+        match left.as_mut() {
+            Some(0) => true,
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+            None => false,
+        }
+    };
+    if stall {
+        faults.stalled.send_replace(true);
+        let mut rx = faults.stalled.subscribe();
+        let _ = rx.wait_for(|s| !*s).await;
+        return Ok(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"__type":"ServiceUnavailable","message":"held by the fault proxy while stalled"}"#,
+        ));
+    }
     let planned = {
         let mut lose = lock(&faults.lose);
         match lose.get_mut(&operation) {
