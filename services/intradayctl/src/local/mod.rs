@@ -161,13 +161,7 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
             &base64::engine::general_purpose::STANDARD.encode(SECRET),
         )
         .await?;
-    aws.s3()
-        .create_bucket()
-        .bucket(&hbase_bucket)
-        .create_bucket_configuration(aws_sdk_s3_location(REGION))
-        .send()
-        .await
-        .map_err(|e| CtlError::Other(format!("creating the HBase root bucket: {e}")))?;
+    create_bucket(&aws, &hbase_bucket, REGION, "the HBase root bucket").await?;
     let keys = seed_keys(&aws).await?;
     let dks = LoopbackDks::start()
         .await
@@ -423,6 +417,36 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         )));
     }
     Ok(report)
+}
+
+/// Creates one of the demo's buckets. Repeat: when the answer is lost the SDK sends it again
+/// and S3 answers `BucketAlreadyOwnedByYou`, which is success here (the name is the demo's own).
+pub(crate) async fn create_bucket(
+    aws: &Aws,
+    bucket: &str,
+    region: &str,
+    what: &str,
+) -> Result<(), CtlError> {
+    match aws
+        .s3()
+        .create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(aws_sdk_s3_location(region))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_bucket_already_owned_by_you()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(CtlError::Other(format!(
+            "creating {what} {bucket}: {}",
+            intraday_aws::causes(&e)
+        ))),
+    }
 }
 
 fn aws_sdk_s3_location(region: &str) -> aws_sdk_s3::types::CreateBucketConfiguration {

@@ -47,13 +47,7 @@ pub fn zips(dir: &Path) -> Result<Vec<(&'static str, PathBuf)>, CtlError> {
 
 /// Creates the code bucket and uploads the zips under [`CODE_PREFIX`].
 pub async fn upload(aws: &Aws, bucket: &str, region: &str, dir: &Path) -> Result<(), CtlError> {
-    aws.s3()
-        .create_bucket()
-        .bucket(bucket)
-        .create_bucket_configuration(super::aws_sdk_s3_location(region))
-        .send()
-        .await
-        .map_err(|e| CtlError::Other(format!("creating the code bucket: {e}")))?;
+    super::create_bucket(aws, bucket, region, "the code bucket").await?;
     for (service, zip) in zips(dir)? {
         let bytes =
             std::fs::read(&zip).map_err(|e| CtlError::Other(format!("{}: {e}", zip.display())))?;

@@ -33,6 +33,16 @@ pub struct StandIn {
     pub runs_suffix: String,
 }
 
+/// What the stand-in made of a cluster it listed.
+enum Judged {
+    /// Its step ran, and its events are on the bus.
+    Done,
+    /// Not this demo's: another demo's, or not Intraday's.
+    NotOurs,
+    /// Not whole yet (moto still creating it): look again.
+    NotYet,
+}
+
 /// Records per collection and run.
 const RECORDS: u64 = 150;
 
@@ -46,13 +56,24 @@ impl StandIn {
             match self.emr.list(&ACTIVE_STATES, None).await {
                 Ok(clusters) => {
                     for cluster in clusters {
-                        if seen.insert(cluster.id.clone())
-                            && let Err(e) = self.step(&cluster.id).await
-                        {
-                            // EMR runs a step whatever its callers' luck: try again while the
-                            // cluster is still active.
-                            eprintln!("  EMR stand-in: cluster {}: {e}; trying again", cluster.id);
-                            seen.remove(&cluster.id);
+                        if !seen.insert(cluster.id.clone()) {
+                            continue;
+                        }
+                        match self.step(&cluster.id).await {
+                            Ok(Judged::Done | Judged::NotOurs) => {}
+                            // Not whole yet: look again at the next poll.
+                            Ok(Judged::NotYet) => {
+                                seen.remove(&cluster.id);
+                            }
+                            Err(e) => {
+                                // EMR runs a step whatever its callers' luck: try again while
+                                // the cluster is still active.
+                                eprintln!(
+                                    "  EMR stand-in: cluster {}: {e}; trying again",
+                                    cluster.id
+                                );
+                                seen.remove(&cluster.id);
+                            }
                         }
                     }
                 }
@@ -97,17 +118,24 @@ impl StandIn {
             .await?)
     }
 
-    async fn step(&self, id: &str) -> Result<(), CtlError> {
+    async fn step(&self, id: &str) -> Result<Judged, CtlError> {
         let info = self.emr.describe(id).await?;
+        // moto lists a cluster as RunJobFlow creates it and tags it afterwards (its
+        // `run_job_flow` response handler calls `add_tags` last), and serves requests on
+        // several threads: a cluster seen untagged may be one of ours mid-creation. EMR's
+        // RunJobFlow is atomic; this is the emulator's window, so look again.
+        if info.tags.is_empty() {
+            return Ok(Judged::NotYet);
+        }
         if info.tags.get(TAG_MANAGED_BY.0).map(String::as_str) != Some(TAG_MANAGED_BY.1) {
-            return Ok(());
+            return Ok(Judged::NotOurs);
         }
         let ours = info
             .tags
             .get(intraday_aws::emr::TAG_CORRELATION_ID)
             .is_some_and(|run| run.ends_with(&self.runs_suffix));
         if !ours {
-            return Ok(());
+            return Ok(Judged::NotOurs);
         }
         let Some(step) = self
             .emr
@@ -116,7 +144,7 @@ impl StandIn {
             .into_iter()
             .find(|s| s.name == intraday_monitor::STEP_NAME)
         else {
-            return Ok(());
+            return Ok(Judged::NotYet);
         };
         self.cluster_event(id, "RUNNING", "", "").await?;
         self.step_event(id, &step.id, "RUNNING").await?;
@@ -181,7 +209,7 @@ impl StandIn {
             )
             .await?;
         }
-        Ok(())
+        Ok(Judged::Done)
     }
 
     /// What HBase changed in the window: encrypted records with cell timestamps inside it.

@@ -115,3 +115,103 @@ pub async fn collections_secret(names: &[&str]) -> String {
         .expect("secret");
     secret
 }
+
+/// Asserts that a demo ended as a demo without faults ends: two runs of three collections,
+/// each `EMR_COMPLETED` with 150 records in one file on exactly one cluster per run; each
+/// collection's first window from 0, its second from the first's data end + 1, and its
+/// watermark after the second's data end; no lock held; every dead-letter queue empty.
+pub async fn assert_converged(report: &serde_json::Value) {
+    use intraday_aws::{Emr, JobStore, Queues};
+    use intraday_core::{CorrelationId, JobStatus};
+
+    let stack = report["stack"].as_str().expect("stack").to_owned();
+    let rows = report["runs"].as_array().expect("runs");
+    assert_eq!(rows.len(), 6, "two runs of three collections: {report:#}");
+    for row in rows {
+        assert_eq!(
+            (
+                row["status"].as_str(),
+                row["records"].as_str(),
+                row["files"].as_str()
+            ),
+            (Some("EMR_COMPLETED"), Some("150"), Some("1")),
+            "{row:#}"
+        );
+    }
+    let mut runs: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r["run"].as_str().map(str::to_owned))
+        .collect();
+    runs.dedup();
+    assert_eq!(runs.len(), 2, "{report:#}");
+
+    let aws = kit::aws().await;
+    let store = JobStore::new(aws.dynamodb(), format!("{stack}-jobs"));
+    let emr = Emr::new(aws.emr());
+    let mut by_run = Vec::new();
+    for run in &runs {
+        assert_eq!(
+            kit::clusters_tagged(&emr, run).await.len(),
+            1,
+            "one cluster for run {run}"
+        );
+        let mut jobs = store
+            .run(&CorrelationId::new(run.clone()).expect("id"))
+            .await
+            .expect("items");
+        jobs.sort_by_key(|j| j.collection.name());
+        assert_eq!(jobs.len(), 3, "{jobs:?}");
+        assert!(
+            jobs.iter().all(|j| j.status == JobStatus::EmrCompleted),
+            "{jobs:?}"
+        );
+        by_run.push(jobs);
+    }
+    for (first, second) in by_run[0].iter().zip(&by_run[1]) {
+        let c = &first.collection;
+        let end = |j: &intraday_core::JobRecord| j.processed_data_end.expect("data end");
+        assert_eq!(first.processed_data_start, Some(0), "{first:?}");
+        assert_eq!(
+            second.processed_data_start,
+            Some(end(first) + 1),
+            "{second:?}"
+        );
+        assert_eq!(
+            store.next_window_start(c).await.expect("watermark"),
+            end(second) + 1,
+            "{c}"
+        );
+        assert_eq!(store.lock_holder(c).await.expect("lock"), None, "{c}");
+    }
+
+    let queues = Queues::new(aws.sqs());
+    let listed = aws
+        .sqs()
+        .list_queues()
+        .queue_name_prefix(format!("{stack}-"))
+        .send()
+        .await
+        .expect("list queues");
+    let dlqs: Vec<&String> = listed
+        .queue_urls()
+        .iter()
+        .filter(|u| u.ends_with("-dlq"))
+        .collect();
+    assert!(
+        dlqs.len() >= 5,
+        "the services' dead-letter queues: {dlqs:?}"
+    );
+    for dlq in dlqs {
+        let attributes = queues.attributes(dlq).await.expect("attributes");
+        for count in [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+        ] {
+            assert_eq!(
+                attributes.get(count).map(String::as_str),
+                Some("0"),
+                "{dlq}: {count}"
+            );
+        }
+    }
+}
