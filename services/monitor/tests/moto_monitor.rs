@@ -352,3 +352,68 @@ async fn moto_foreign_clusters_are_ignored_and_bad_input_is_refused() {
     let alerts = drain(&s.ctx.queues, &s.alerts_queue).await;
     assert!(alerts[0].contains("wrote no manifest"), "{alerts:?}");
 }
+
+/// The step's COMPLETED event, its handling interrupted after any of its AWS calls (the
+/// network stops answering and the delivery is dropped, as a Lambda killed mid-call is), is
+/// finished by its redelivery: the items EMR_PROCESSING and the table builder told, with the
+/// same results as an uninterrupted delivery (perhaps twice: it registers once whatever
+/// arrives).
+#[tokio::test]
+async fn moto_a_step_completion_interrupted_after_any_call_is_finished_by_its_redelivery() {
+    let proxy = kit::faults::FaultProxy::start(kit::moto())
+        .await
+        .expect("fault proxy");
+    let through = intraday_aws::AwsSettings::emulator(proxy.endpoint(), kit::REGION)
+        .load()
+        .await;
+    let completed = "emr-step-status-change-completed";
+    let proxied = |mut s: Setup| {
+        s.ctx.store = JobStore::new(through.dynamodb(), s.ctx.store.table().to_owned());
+        s.ctx.emr = Emr::new(through.emr());
+        s.ctx.objects = Objects::new(through.s3());
+        s.ctx.queues = Queues::new(through.sqs());
+        s
+    };
+    let told = |sent: Vec<String>, k: u32| -> Vec<(String, u64, Option<u64>)> {
+        assert!(
+            !sent.is_empty(),
+            "after call {k}: the table builder was not told"
+        );
+        let all: Vec<_> = sent
+            .iter()
+            .map(|body| match Event::parse(body).expect("parses") {
+                Event::ExtractionCompleted(done) => results(&done),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(all.iter().all(|r| r == &all[0]), "after call {k}: {all:?}");
+        all[0].clone()
+    };
+
+    let s = proxied(setup(JobStatus::EmrProcessing).await);
+    write_manifest(&s).await;
+    let before = proxy.total_calls();
+    handle(sample(completed, &s), &s.ctx).await.expect("whole");
+    let calls = proxy.total_calls() - before;
+    let want = told(drain(&s.ctx.queues, &s.ctx.tables_queue_url).await, calls);
+    let want_statuses = statuses(&s).await;
+    assert!(calls >= 4, "{calls} calls");
+
+    for k in 0..calls {
+        let s = proxied(setup(JobStatus::EmrProcessing).await);
+        write_manifest(&s).await;
+        let first = proxy
+            .interrupt_after(k, handle(sample(completed, &s), &s.ctx))
+            .await;
+        assert!(
+            first.is_none(),
+            "the delivery needed no more than {k} calls"
+        );
+        handle(sample(completed, &s), &s.ctx)
+            .await
+            .unwrap_or_else(|e| panic!("redelivery after call {k}: {e}"));
+        let sent = drain(&s.ctx.queues, &s.ctx.tables_queue_url).await;
+        assert_eq!(told(sent, k), want, "after call {k}");
+        assert_eq!(statuses(&s).await, want_statuses, "after call {k}");
+    }
+}

@@ -721,3 +721,78 @@ async fn moto_the_first_run_after_a_switch_continues_from_the_originals_job_tabl
     );
     assert!(!launched[0].collections[0].pii);
 }
+
+/// A scheduling interrupted after any of its AWS calls (the network stops answering and the
+/// delivery is dropped, as a Lambda killed mid-call is) is finished by its redelivery: the
+/// run's items hold the same windows as an uninterrupted run's, its locks are the run's, and
+/// the launcher gets the launch (perhaps twice: it launches once per run whatever arrives).
+#[tokio::test]
+async fn moto_a_schedule_interrupted_after_any_call_is_finished_by_its_redelivery() {
+    let proxy = kit::faults::FaultProxy::start(kit::moto())
+        .await
+        .expect("fault proxy");
+    let through = intraday_aws::AwsSettings::emulator(proxy.endpoint(), kit::REGION)
+        .load()
+        .await;
+    let proxied = |mut s: Setup| {
+        s.ctx.store = JobStore::new(through.dynamodb(), s.ctx.store.table().to_owned());
+        s.ctx.secrets = Secrets::new(through.secrets());
+        s.ctx.queues = Queues::new(through.sqs());
+        s
+    };
+    let trigger = now_ms();
+    let want: Vec<(String, Window)> = ["db.core.claimant", "db.core.contract"]
+        .iter()
+        .map(|n| (c(n).name(), Window::new(0, trigger).expect("window")))
+        .collect();
+    let check = |launched: Vec<LaunchRequested>, k: u32| {
+        assert!(!launched.is_empty(), "after call {k}: no launch");
+        for l in &launched {
+            let mut windows: Vec<(String, Window)> = l
+                .collections
+                .iter()
+                .map(|cw| (cw.collection.name(), cw.window))
+                .collect();
+            windows.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(windows, want, "after call {k}");
+            assert_eq!(l, &launched[0], "after call {k}: the same launch");
+        }
+    };
+
+    let s = proxied(setup().await);
+    let before = proxy.total_calls();
+    schedule(&request("r-whole", None, trigger), &s.ctx)
+        .await
+        .expect("schedule");
+    let calls = proxy.total_calls() - before;
+    check(launches(&s).await, calls);
+    assert!(calls >= 4, "{calls} calls");
+
+    for k in 0..calls {
+        let s = proxied(setup().await);
+        let run = request(&format!("r-{k}"), None, trigger);
+        let first = proxy.interrupt_after(k, schedule(&run, &s.ctx)).await;
+        assert!(first.is_none(), "scheduling needed no more than {k} calls");
+        schedule(&run, &s.ctx)
+            .await
+            .unwrap_or_else(|e| panic!("redelivery after call {k}: {e}"));
+        check(launches(&s).await, k);
+        for (collection, status) in statuses(&s, &run.correlation_id).await {
+            assert_eq!(
+                status,
+                JobStatus::LambdaTriggered,
+                "after call {k}: {collection}"
+            );
+            assert_eq!(
+                s.ctx
+                    .store
+                    .lock_holder(&c(&collection))
+                    .await
+                    .expect("lock")
+                    .map(|(holder, _)| holder),
+                Some(run.correlation_id.clone()),
+                "after call {k}"
+            );
+        }
+    }
+}

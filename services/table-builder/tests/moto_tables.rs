@@ -647,3 +647,79 @@ async fn moto_a_format_change_or_the_originals_table_is_refused_with_an_alert() 
         alerts[0]
     );
 }
+
+/// What a delivery left, with run and database names and times left out: tables (name,
+/// columns, type), items (collection, status, data end), the partition; and both locks
+/// released.
+async fn settled(
+    s: &Setup,
+) -> (
+    Vec<(String, Vec<Column>, Option<String>)>,
+    Vec<(Collection, JobStatus, Option<u64>)>,
+    String,
+) {
+    let (tables, items, partition) = snapshot(s).await;
+    for c in [claimant(), contract()] {
+        assert_eq!(
+            s.ctx.store.lock_holder(&c).await.expect("lock"),
+            None,
+            "{c}"
+        );
+    }
+    (
+        tables
+            .iter()
+            .map(|t| (t.name.clone(), t.columns.clone(), t.table_type.clone()))
+            .collect(),
+        items
+            .iter()
+            .map(|j| (j.collection.clone(), j.status, j.processed_data_end))
+            .collect(),
+        // All but its creation time, which is the catalog's clock.
+        partition
+            .split("creation_time_ms")
+            .next()
+            .unwrap_or_default()
+            .replace(s.event.database.as_str(), "<database>"),
+    )
+}
+
+/// A delivery interrupted after any of its AWS calls (the network stops answering and the
+/// delivery is dropped, as a Lambda killed mid-call is) is finished by its redelivery: the
+/// same tables, views and partition as an uninterrupted delivery, both items EMR_COMPLETED
+/// with the same data ends, both locks released.
+#[tokio::test]
+async fn moto_a_completion_interrupted_after_any_call_is_finished_by_its_redelivery() {
+    let proxy = kit::faults::FaultProxy::start(kit::moto())
+        .await
+        .expect("fault proxy");
+    let through = intraday_aws::AwsSettings::emulator(proxy.endpoint(), kit::REGION)
+        .load()
+        .await;
+    let proxied = |mut s: Setup| {
+        s.ctx.store = JobStore::new(through.dynamodb(), s.ctx.store.table().to_owned());
+        s.ctx.catalog = Catalog::new(through.glue());
+        s
+    };
+    let s = proxied(setup(OutputFormat::Parquet, false, JobStatus::EmrProcessing).await);
+    let before = proxy.total_calls();
+    handle(delivery(&s.event, 1), &s.ctx).await.expect("whole");
+    let calls = proxy.total_calls() - before;
+    let want = settled(&s).await;
+    assert!(calls >= 5, "{calls} calls");
+
+    for k in 0..calls {
+        let s = proxied(setup(OutputFormat::Parquet, false, JobStatus::EmrProcessing).await);
+        let first = proxy
+            .interrupt_after(k, handle(delivery(&s.event, 1), &s.ctx))
+            .await;
+        assert!(
+            first.is_none(),
+            "the delivery needed no more than {k} calls"
+        );
+        handle(delivery(&s.event, 2), &s.ctx)
+            .await
+            .unwrap_or_else(|e| panic!("redelivery after call {k}: {e:?}"));
+        assert_eq!(settled(&s).await, want, "interrupted after call {k}");
+    }
+}
