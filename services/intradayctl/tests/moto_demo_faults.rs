@@ -11,17 +11,8 @@ use intraday_testkit::faults::FaultProxy;
 async fn faulted_demo(percent: u32, seed: u64) {
     let proxy = FaultProxy::start(kit::moto()).await.expect("proxy");
     proxy.fault_randomly(percent, seed);
-    let endpoint = proxy.endpoint();
     let started = std::time::Instant::now();
-    let report = tokio::task::spawn_blocking(move || {
-        common::run_demo_at(
-            env!("CARGO_BIN_EXE_intradayctl").as_ref(),
-            &endpoint,
-            &["--timeout", "180"],
-        )
-    })
-    .await
-    .expect("join");
+    let report = common::demo_through(&proxy, 180).await;
     let (refused, lost) = proxy.random_faults();
     assert!(
         refused > 10 && lost > 10,

@@ -75,17 +75,8 @@ const SPARED: &[(&str, &str)] = &[
 async fn scenario(operation: &str, fault: Fault) {
     let proxy = FaultProxy::start(kit::moto()).await.expect("proxy");
     proxy.fault_next(operation, 1, fault);
-    let endpoint = proxy.endpoint();
     let started = std::time::Instant::now();
-    let report = tokio::task::spawn_blocking(move || {
-        common::run_demo_at(
-            env!("CARGO_BIN_EXE_intradayctl").as_ref(),
-            &endpoint,
-            &["--timeout", "120"],
-        )
-    })
-    .await
-    .expect("join");
+    let report = common::demo_through(&proxy, 120).await;
     assert!(
         proxy.calls(operation) >= 1,
         "{operation} was never called, so never faulted"
@@ -189,16 +180,7 @@ scenarios! {
 #[ignore = "a full demo; ci/test.sh runs it apart"]
 async fn moto_the_faulted_operations_are_every_operation_called() {
     let proxy = FaultProxy::start(kit::moto()).await.expect("proxy");
-    let endpoint = proxy.endpoint();
-    let report = tokio::task::spawn_blocking(move || {
-        common::run_demo_at(
-            env!("CARGO_BIN_EXE_intradayctl").as_ref(),
-            &endpoint,
-            &["--timeout", "120"],
-        )
-    })
-    .await
-    .expect("join");
+    let report = common::demo_through(&proxy, 120).await;
     common::assert_converged(&report).await;
     let called: Vec<String> = proxy.operations().into_iter().map(|(op, _)| op).collect();
     let mut expected: Vec<&str> = OPERATIONS

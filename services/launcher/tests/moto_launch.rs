@@ -251,12 +251,7 @@ async fn moto_bad_input_is_refused_naming_the_problem() {
 #[tokio::test]
 async fn moto_a_lost_run_job_flow_answer_is_not_retried_blindly_and_the_cluster_is_found() {
     let mut s = setup().await;
-    let proxy = kit::faults::FaultProxy::start(kit::moto())
-        .await
-        .expect("fault proxy");
-    let through_proxy = intraday_aws::AwsSettings::emulator(proxy.endpoint(), kit::REGION)
-        .load()
-        .await;
+    let (proxy, through_proxy) = kit::faults::in_front_of_moto().await;
     s.ctx.emr = Emr::new(through_proxy.emr());
     proxy.lose_answers("RunJobFlow", 1);
 
@@ -282,12 +277,7 @@ async fn moto_a_lost_run_job_flow_answer_is_not_retried_blindly_and_the_cluster_
 /// finish: exactly one cluster, every item EMR_LAUNCHED on it.
 #[tokio::test]
 async fn moto_a_launch_interrupted_after_any_call_ends_with_one_cluster() {
-    let proxy = kit::faults::FaultProxy::start(kit::moto())
-        .await
-        .expect("fault proxy");
-    let through_proxy = intraday_aws::AwsSettings::emulator(proxy.endpoint(), kit::REGION)
-        .load()
-        .await;
+    let (proxy, through_proxy) = kit::faults::in_front_of_moto().await;
     let through = |mut s: Setup| {
         s.ctx.store = JobStore::new(through_proxy.dynamodb(), s.ctx.store.table().to_owned());
         s.ctx.emr = Emr::new(through_proxy.emr());
@@ -298,11 +288,10 @@ async fn moto_a_launch_interrupted_after_any_call_ends_with_one_cluster() {
 
     // How many calls an uninterrupted delivery makes.
     let s = through(setup().await);
-    let before = proxy.total_calls();
-    handle(delivery(&s.launch, 1), &s.ctx)
-        .await
-        .expect("launch");
-    let calls = proxy.total_calls() - before;
+    let (whole, calls) = proxy
+        .count_calls(handle(delivery(&s.launch, 1), &s.ctx))
+        .await;
+    whole.expect("launch");
     one_cluster_recorded(&s).await;
     assert!(calls >= 5, "{calls} calls");
 

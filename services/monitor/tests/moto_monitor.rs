@@ -360,12 +360,7 @@ async fn moto_foreign_clusters_are_ignored_and_bad_input_is_refused() {
 /// arrives).
 #[tokio::test]
 async fn moto_a_step_completion_interrupted_after_any_call_is_finished_by_its_redelivery() {
-    let proxy = kit::faults::FaultProxy::start(kit::moto())
-        .await
-        .expect("fault proxy");
-    let through = intraday_aws::AwsSettings::emulator(proxy.endpoint(), kit::REGION)
-        .load()
-        .await;
+    let (proxy, through) = kit::faults::in_front_of_moto().await;
     let completed = "emr-step-status-change-completed";
     let proxied = |mut s: Setup| {
         s.ctx.store = JobStore::new(through.dynamodb(), s.ctx.store.table().to_owned());
@@ -392,9 +387,10 @@ async fn moto_a_step_completion_interrupted_after_any_call_is_finished_by_its_re
 
     let s = proxied(setup(JobStatus::EmrProcessing).await);
     write_manifest(&s).await;
-    let before = proxy.total_calls();
-    handle(sample(completed, &s), &s.ctx).await.expect("whole");
-    let calls = proxy.total_calls() - before;
+    let (whole, calls) = proxy
+        .count_calls(handle(sample(completed, &s), &s.ctx))
+        .await;
+    whole.expect("whole");
     let want = told(drain(&s.ctx.queues, &s.ctx.tables_queue_url).await, calls);
     let want_statuses = statuses(&s).await;
     assert!(calls >= 4, "{calls} calls");

@@ -728,12 +728,7 @@ async fn moto_the_first_run_after_a_switch_continues_from_the_originals_job_tabl
 /// the launcher gets the launch (perhaps twice: it launches once per run whatever arrives).
 #[tokio::test]
 async fn moto_a_schedule_interrupted_after_any_call_is_finished_by_its_redelivery() {
-    let proxy = kit::faults::FaultProxy::start(kit::moto())
-        .await
-        .expect("fault proxy");
-    let through = intraday_aws::AwsSettings::emulator(proxy.endpoint(), kit::REGION)
-        .load()
-        .await;
+    let (proxy, through) = kit::faults::in_front_of_moto().await;
     let proxied = |mut s: Setup| {
         s.ctx.store = JobStore::new(through.dynamodb(), s.ctx.store.table().to_owned());
         s.ctx.secrets = Secrets::new(through.secrets());
@@ -760,11 +755,10 @@ async fn moto_a_schedule_interrupted_after_any_call_is_finished_by_its_redeliver
     };
 
     let s = proxied(setup().await);
-    let before = proxy.total_calls();
-    schedule(&request("r-whole", None, trigger), &s.ctx)
-        .await
-        .expect("schedule");
-    let calls = proxy.total_calls() - before;
+    let (whole, calls) = proxy
+        .count_calls(schedule(&request("r-whole", None, trigger), &s.ctx))
+        .await;
+    whole.expect("schedule");
     check(launches(&s).await, calls);
     assert!(calls >= 4, "{calls} calls");
 

@@ -690,21 +690,17 @@ async fn settled(
 /// with the same data ends, both locks released.
 #[tokio::test]
 async fn moto_a_completion_interrupted_after_any_call_is_finished_by_its_redelivery() {
-    let proxy = kit::faults::FaultProxy::start(kit::moto())
-        .await
-        .expect("fault proxy");
-    let through = intraday_aws::AwsSettings::emulator(proxy.endpoint(), kit::REGION)
-        .load()
-        .await;
+    let (proxy, through) = kit::faults::in_front_of_moto().await;
     let proxied = |mut s: Setup| {
         s.ctx.store = JobStore::new(through.dynamodb(), s.ctx.store.table().to_owned());
         s.ctx.catalog = Catalog::new(through.glue());
         s
     };
     let s = proxied(setup(OutputFormat::Parquet, false, JobStatus::EmrProcessing).await);
-    let before = proxy.total_calls();
-    handle(delivery(&s.event, 1), &s.ctx).await.expect("whole");
-    let calls = proxy.total_calls() - before;
+    let (whole, calls) = proxy
+        .count_calls(handle(delivery(&s.event, 1), &s.ctx))
+        .await;
+    whole.expect("whole");
     let want = settled(&s).await;
     assert!(calls >= 5, "{calls} calls");
 

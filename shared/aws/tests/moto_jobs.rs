@@ -273,12 +273,7 @@ async fn moto_a_once_only_write_whose_answer_is_lost_is_still_ours() {
         .create(&job("run-a", JobStatus::EmrProcessing, 1))
         .await
         .expect("item");
-    let proxy = kit::faults::FaultProxy::start(kit::moto())
-        .await
-        .expect("proxy");
-    let through = intraday_aws::AwsSettings::emulator(proxy.endpoint(), kit::REGION)
-        .load()
-        .await;
+    let (proxy, through) = kit::faults::in_front_of_moto().await;
     let store = JobStore::new(through.dynamodb(), table);
     let run = CorrelationId::new("run-a").expect("id");
     proxy.lose_answers("UpdateItem", 1);

@@ -86,13 +86,10 @@ async fn moto_multipart_upload_completes_tagged_or_leaves_nothing() {
 /// the object there is this one (`objects.rs` tests that another object is not taken for it).
 #[tokio::test]
 async fn moto_a_completed_upload_whose_answer_is_lost_is_still_complete() {
-    use intraday_testkit::faults::{Fault, FaultProxy};
+    use intraday_testkit::faults::Fault;
     let aws = kit::aws().await;
     let bucket = kit::bucket(&aws).await;
-    let proxy = FaultProxy::start(kit::moto()).await.expect("proxy");
-    let through = intraday_aws::AwsSettings::emulator(proxy.endpoint(), kit::REGION)
-        .load()
-        .await;
+    let (proxy, through) = kit::faults::in_front_of_moto().await;
     let objects = Objects::new(through.s3());
     for (i, fault) in [Fault::LoseAnswer, Fault::Reset].into_iter().enumerate() {
         let at = uri(&bucket, &format!("big/lost-{i}.bin"));

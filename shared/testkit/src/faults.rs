@@ -149,6 +149,13 @@ impl FaultProxy {
         out
     }
 
+    /// Runs `work` and counts the requests it sent through the proxy.
+    pub async fn count_calls<F: std::future::Future>(&self, work: F) -> (F::Output, u32) {
+        let before = self.total_calls();
+        let out = work.await;
+        (out, self.total_calls() - before)
+    }
+
     /// How many requests reached the proxy, of every operation.
     pub fn total_calls(&self) -> u32 {
         lock(&self.faults.seen).values().sum()
@@ -158,6 +165,17 @@ impl FaultProxy {
     pub fn calls(&self, operation: &str) -> u32 {
         lock(&self.faults.seen).get(operation).copied().unwrap_or(0)
     }
+}
+
+/// A fault proxy in front of this test's moto server, and clients that go through it.
+pub async fn in_front_of_moto() -> (FaultProxy, intraday_aws::Aws) {
+    let proxy = FaultProxy::start(crate::moto())
+        .await
+        .unwrap_or_else(|e| panic!("a fault proxy on loopback: {e}"));
+    let aws = intraday_aws::AwsSettings::emulator(proxy.endpoint(), crate::REGION)
+        .load()
+        .await;
+    (proxy, aws)
 }
 
 impl Drop for FaultProxy {

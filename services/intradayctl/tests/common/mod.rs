@@ -215,3 +215,21 @@ pub async fn assert_converged(report: &serde_json::Value) {
         }
     }
 }
+
+/// Runs the demo with every request through `proxy`, on a blocking thread so the proxy keeps
+/// serving, and returns its JSON report.
+pub async fn demo_through(
+    proxy: &intraday_testkit::faults::FaultProxy,
+    timeout_s: u64,
+) -> serde_json::Value {
+    let endpoint = proxy.endpoint();
+    tokio::task::spawn_blocking(move || {
+        run_demo_at(
+            env!("CARGO_BIN_EXE_intradayctl").as_ref(),
+            &endpoint,
+            &["--timeout", &timeout_s.to_string()],
+        )
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the demo's thread: {e}"))
+}
