@@ -50,7 +50,7 @@ pub use jobs::{Condition, JobStore, Outcome, TxOp, Value};
 pub use objects::{
     DeleteReport, MAX_DELETE_BATCH, MultipartUpload, ObjectSummary, Objects, delete_batches,
 };
-pub use queues::{MAX_BATCH, MAX_DELAY, Queues, Received};
+pub use queues::{MAX_BATCH, MAX_DELAY, Queues, Received, url_from_arn};
 pub use secrets::Secrets;
 #[cfg(feature = "stack")]
 pub use stack::{Deployed, Stacks};

@@ -28,6 +28,28 @@ pub struct Received {
     pub attributes: HashMap<String, String>,
 }
 
+/// A queue's URL from its ARN (`arn:<partition>:sqs:<region>:<account>:<name>`), as SQS forms
+/// it: `https://sqs.<region>.amazonaws.com/<account>/<name>` (`.amazonaws.com.cn` in China).
+/// No call, so no `sqs:GetQueueUrl` grant: Lambda hands a handler its queue's ARN only.
+/// https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-queue-message-identifiers.html
+pub fn url_from_arn(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    let ["arn", partition, "sqs", region, account, name] = parts.as_slice() else {
+        return None;
+    };
+    if [partition, region, account, name]
+        .iter()
+        .any(|p| p.is_empty())
+    {
+        return None;
+    }
+    let domain = match *partition {
+        "aws-cn" => "amazonaws.com.cn",
+        _ => "amazonaws.com",
+    };
+    Some(format!("https://sqs.{region}.{domain}/{account}/{name}"))
+}
+
 #[derive(Debug, Clone)]
 pub struct Queues {
     client: aws_sdk_sqs::Client,
@@ -36,17 +58,6 @@ pub struct Queues {
 impl Queues {
     pub fn new(client: aws_sdk_sqs::Client) -> Self {
         Self { client }
-    }
-
-    pub async fn url_of(&self, name: &str) -> Result<String, AwsError> {
-        let out = self
-            .client
-            .get_queue_url()
-            .queue_name(name)
-            .send()
-            .await
-            .aws("GetQueueUrl")?;
-        Ok(out.queue_url().unwrap_or_default().to_owned())
     }
 
     /// Sends one message, hidden for `delay` (at most 15 minutes, SQS's limit).
@@ -227,5 +238,31 @@ impl Queues {
                     .collect()
             })
             .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_from_arn;
+
+    #[test]
+    fn a_queue_url_is_made_from_its_arn_without_asking_sqs() {
+        assert_eq!(
+            url_from_arn("arn:aws:sqs:eu-west-2:123456789012:intraday-monitor").as_deref(),
+            Some("https://sqs.eu-west-2.amazonaws.com/123456789012/intraday-monitor")
+        );
+        assert_eq!(
+            url_from_arn("arn:aws-cn:sqs:cn-north-1:123456789012:q").as_deref(),
+            Some("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q")
+        );
+        for bad in [
+            "",
+            "intraday-monitor",
+            "arn:aws:sns:eu-west-2:123456789012:topic",
+            "arn:aws:sqs:eu-west-2::q",
+            "arn:aws:sqs:eu-west-2:123456789012:q:extra",
+        ] {
+            assert_eq!(url_from_arn(bad), None, "{bad}");
+        }
     }
 }

@@ -1,40 +1,28 @@
 //! Under Lambda: an SQS event source mapping with `ReportBatchItemFailures`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use intraday_aws::{AwsSettings, Queues};
 use lambda_runtime::{LambdaEvent, service_fn};
-use tokio::sync::Mutex;
 
 use crate::batch::handle_batch;
 use crate::{Disposition, HandlerFuture, Message, Telemetry};
 
 /// Changes a failed message's visibility so its next delivery follows [`crate::retry_delay`].
-/// Lambda gives the queue's ARN; SQS wants its URL, looked up once per queue.
+/// Lambda gives the queue's ARN; SQS wants its URL, which is made from the ARN
+/// ([`intraday_aws::url_from_arn`]) so no role needs `sqs:GetQueueUrl`.
 pub struct Visibility {
     queues: Queues,
-    urls: Mutex<HashMap<String, String>>,
 }
 
 impl Visibility {
     pub fn new(queues: Queues) -> Self {
-        Self {
-            queues,
-            urls: Mutex::new(HashMap::new()),
-        }
+        Self { queues }
     }
 
-    async fn url_for(&self, arn: &str) -> Option<String> {
-        if let Some(url) = self.urls.lock().await.get(arn) {
-            return Some(url.clone());
-        }
-        // arn:aws:sqs:<region>:<account>:<name>
-        let name = arn.rsplit(':').next()?;
-        let url = self.queues.url_of(name).await.ok()?;
-        self.urls.lock().await.insert(arn.to_owned(), url.clone());
-        Some(url)
+    fn url_for(&self, arn: &str) -> Option<String> {
+        intraday_aws::url_from_arn(arn)
     }
 }
 
@@ -80,7 +68,7 @@ where
             if let (Some(visibility), Some(arn), Some(receipt)) =
                 (visibility, &record.event_source_arn, &record.receipt_handle)
             {
-                let changed = match visibility.url_for(arn).await {
+                let changed = match visibility.url_for(arn) {
                     Some(url) => visibility
                         .queues
                         .change_visibility(&url, receipt, delay)
