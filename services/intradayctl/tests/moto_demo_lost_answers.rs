@@ -12,6 +12,8 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use intraday_testkit as kit;
 use intraday_testkit::faults::{Fault, FaultProxy};
 
@@ -193,4 +195,189 @@ async fn moto_the_faulted_operations_are_every_operation_called() {
         called, expected,
         "add each new operation to OPERATIONS or SPARED"
     );
+}
+
+/// The actions each service role in `infra/template.yaml` allows (every `Allow` statement,
+/// both branches of an `!If`), by the access key the demo gives that service.
+fn granted_by_role() -> BTreeMap<String, BTreeSet<String>> {
+    let template: serde_yaml::Value =
+        serde_yaml::from_str(include_str!("../../../infra/template.yaml")).expect("template YAML");
+    let mut granted = BTreeMap::new();
+    for (role, service) in [
+        ("SchedulerRole", "scheduler"),
+        ("LauncherRole", "launcher"),
+        ("MonitorRole", "monitor"),
+        ("TableBuilderRole", "table-builder"),
+        ("ReaperRole", "reaper"),
+    ] {
+        let mut actions = BTreeSet::new();
+        let policies = template["Resources"][role]["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{role} has policies"));
+        for policy in policies {
+            for statement in policy["PolicyDocument"]["Statement"]
+                .as_sequence()
+                .expect("statements")
+            {
+                collect_allowed(statement, &mut actions);
+            }
+        }
+        granted.insert(format!("intraday-{service}"), actions);
+    }
+    granted
+}
+
+/// A statement's allowed actions; an `!If [condition, statement, !Ref AWS::NoValue]` gives
+/// its statement's.
+fn collect_allowed(statement: &serde_yaml::Value, into: &mut BTreeSet<String>) {
+    use serde_yaml::Value;
+    match statement {
+        Value::Tagged(tagged) => {
+            for branch in tagged.value.as_sequence().into_iter().flatten().skip(1) {
+                collect_allowed(branch, into);
+            }
+        }
+        Value::Mapping(_) if statement["Effect"] == "Allow" => match &statement["Action"] {
+            Value::String(action) => {
+                into.insert(action.clone());
+            }
+            Value::Sequence(actions) => {
+                into.extend(actions.iter().filter_map(|a| a.as_str().map(str::to_owned)));
+            }
+            _ => {}
+        },
+        _ => {}
+    }
+}
+
+/// Whether an IAM action pattern (`kms:GenerateDataKey*`) allows `action`.
+fn allows(pattern: &str, action: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => action.starts_with(prefix),
+        None => pattern == action,
+    }
+}
+
+/// Granted but never needed in a demo without faults, each for its reason: calls AWS makes
+/// with the role on the service's behalf, and paths a clean run does not take. Everything
+/// else a role grants must be needed, and everything a service needs must be granted.
+const GRANTED_UNUSED: &[(&str, &str, &str)] = &[
+    (
+        "*",
+        "logs:CreateLogStream",
+        "Lambda writes the function's logs with its role",
+    ),
+    (
+        "*",
+        "logs:PutLogEvents",
+        "Lambda writes the function's logs with its role",
+    ),
+    (
+        "*",
+        "sqs:GetQueueAttributes",
+        "the event source mapping reads its queue with the function's role: \
+         https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html",
+    ),
+    (
+        "*",
+        "sqs:ChangeMessageVisibility",
+        "only when a message fails: its back-off",
+    ),
+    (
+        "*",
+        "sns:Publish",
+        "only when something needs a person: alerts",
+    ),
+    (
+        "*",
+        "kms:GenerateDataKey*",
+        "SNS asks KMS for the encrypted topic on the publisher's behalf",
+    ),
+    (
+        "*",
+        "kms:Decrypt",
+        "SNS and S3 ask KMS on the caller's behalf",
+    ),
+    (
+        "intraday-launcher",
+        "iam:PassRole",
+        "EMR checks it for the roles RunJobFlow names",
+    ),
+    (
+        "intraday-launcher",
+        "elasticmapreduce:AddTags",
+        "EMR checks it for RunJobFlow's tags",
+    ),
+    (
+        "intraday-launcher",
+        "elasticmapreduce:DescribeCluster",
+        "a redelivery looks for an earlier attempt's cluster by its tag",
+    ),
+    (
+        "intraday-monitor",
+        "elasticmapreduce:TerminateJobFlows",
+        "only for a cluster that runs too long",
+    ),
+    (
+        "intraday-monitor",
+        "elasticmapreduce:DescribeCluster",
+        "the sweep, and an event for a cluster the byCluster index does not show yet",
+    ),
+    (
+        "intraday-monitor",
+        "elasticmapreduce:ListClusters",
+        "the sweep, whose schedule is off in the demo",
+    ),
+    (
+        "intraday-monitor",
+        "s3:ListBucket",
+        "S3 answers a missing manifest 404, not 403, only with it: \
+         https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html",
+    ),
+    (
+        "intraday-scheduler",
+        "dynamodb:UpdateItem",
+        "a run that waits for a lock or is deferred",
+    ),
+    (
+        "intraday-table-builder",
+        "glue:UpdateTable",
+        "a table or view whose definition changed (compare, then update)",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a full demo; ci/test.sh runs it apart"]
+async fn moto_each_role_grants_what_its_service_needs_and_nothing_else() {
+    let (proxy, _) = kit::faults::in_front_of_moto().await;
+    let report = common::demo_through(&proxy, 120).await;
+    common::assert_converged(&report).await;
+    let used = proxy.actions_by_key();
+    let mut problems = Vec::new();
+    for (key, granted) in granted_by_role() {
+        let needed = used.get(&key).cloned().unwrap_or_default();
+        assert!(
+            !needed.is_empty(),
+            "{key} made no request through the proxy"
+        );
+        let excused = |list: &[(&str, &str, &str)], action: &str| {
+            list.iter()
+                .any(|(who, what, _)| (*who == "*" || *who == key) && *what == action)
+        };
+        for action in &needed {
+            if !granted.iter().any(|g| allows(g, action)) {
+                problems.push(format!(
+                    "{key} needs {action}, which its role does not grant"
+                ));
+            }
+        }
+        for grant in &granted {
+            if !needed.iter().any(|a| allows(grant, a)) && !excused(GRANTED_UNUSED, grant) {
+                problems.push(format!(
+                    "{key}'s role grants {grant}, which it never needed"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}\nneeded: {used:#?}");
 }

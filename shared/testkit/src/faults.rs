@@ -26,6 +26,8 @@ struct Faults {
     lose: Mutex<HashMap<String, (u32, Fault)>>,
     /// Operation → requests seen.
     seen: Mutex<HashMap<String, u32>>,
+    /// Access key id → the IAM actions its requests needed.
+    actions: Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>>,
     /// Random faults: the share of requests (per mille) and the generator's state.
     random: Mutex<Option<(u32, u64)>>,
     /// Requests faulted at random: (refused, answers lost).
@@ -156,6 +158,14 @@ impl FaultProxy {
         (out, self.total_calls() - before)
     }
 
+    /// The IAM actions the requests signed with each access key id needed, as
+    /// [`crate::iam::actions_of`] names them.
+    pub fn actions_by_key(
+        &self,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+        lock(&self.faults.actions).clone()
+    }
+
     /// How many requests reached the proxy, of every operation.
     pub fn total_calls(&self) -> u32 {
         lock(&self.faults.seen).values().sum()
@@ -282,6 +292,18 @@ async fn forward(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
     *lock(&faults.seen).entry(operation.clone()).or_default() += 1;
+    if let Some((key, service)) = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::iam::signer)
+    {
+        let tagged = parts.headers.contains_key("x-amz-tagging");
+        lock(&faults.actions)
+            .entry(key)
+            .or_default()
+            .extend(crate::iam::actions_of(&service, &operation, &body, tagged));
+    }
     let stall = {
         let mut left = lock(&faults.stall_in);
         match left.as_mut() {

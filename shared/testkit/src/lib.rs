@@ -8,6 +8,7 @@
 
 pub mod faults;
 mod http;
+pub mod iam;
 pub mod lambda;
 pub mod tools;
 

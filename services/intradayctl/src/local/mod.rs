@@ -74,7 +74,21 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     }
     .load()
     .await;
-    let services = AwsSettings::emulator(&endpoint, REGION).load().await;
+    // One set of clients per service, each signing with its own access key id
+    // (`intraday-<service>`), as each function has its own role in AWS: whatever stands
+    // between them and the emulator (a fault proxy, IAM) can tell their requests apart.
+    let client_of = |service: &str| {
+        let mut settings = AwsSettings::emulator(&endpoint, REGION);
+        settings.static_credentials = Some((format!("intraday-{service}"), "test".to_owned()));
+        async move { settings.load().await }
+    };
+    let (for_scheduler, for_launcher, for_monitor, for_tables, for_reaper) = tokio::join!(
+        client_of("scheduler"),
+        client_of("launcher"),
+        client_of("monitor"),
+        client_of("table-builder"),
+        client_of("reaper"),
+    );
 
     // The stack, from the template, with names of its own.
     let prefix = format!(
@@ -178,11 +192,10 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     let bucket = out("OutputBucketName")?;
     let watch = JobStore::new(aws.dynamodb(), table.clone());
     let own_objects = Objects::new(aws.s3());
-    let store = JobStore::new(services.dynamodb(), table.clone());
-    let queues = Queues::new(services.sqs());
-    let alerts = Alerts::new(services.sns(), out("AlertsTopicArn")?);
-    let emr = Emr::new(services.emr());
-    let objects = Objects::new(services.s3());
+    let own_queues = Queues::new(aws.sqs());
+    let topic = out("AlertsTopicArn")?;
+    let store = |aws: &Aws| JobStore::new(aws.dynamodb(), table.clone());
+    let alerts = |aws: &Aws| Alerts::new(aws.sns(), topic.clone());
     // The variables the template gives the launcher's function, read the same way.
     let launcher_vars = BTreeMap::from([
         ("INTRADAY_EMR_PARAMS", emr_params.clone()),
@@ -193,10 +206,10 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
             .map_err(|e| CtlError::Other(e.to_string()))?;
 
     let scheduler = intraday_scheduler::Ctx {
-        store: store.clone(),
-        secrets: secrets.clone(),
-        queues: queues.clone(),
-        alerts: alerts.clone(),
+        store: store(&for_scheduler),
+        secrets: Secrets::new(for_scheduler.secrets()),
+        queues: Queues::new(for_scheduler.sqs()),
+        alerts: alerts(&for_scheduler),
         collections_secret: secret_name.clone(),
         scheduler_queue_url: out("SchedulerQueueUrl")?,
         launcher_queue_url: out("LauncherQueueUrl")?,
@@ -210,29 +223,29 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         collections: Default::default(),
     };
     let launcher = intraday_launcher::Ctx {
-        store: store.clone(),
-        emr: emr.clone(),
-        alerts: alerts.clone(),
+        store: store(&for_launcher),
+        emr: Emr::new(for_launcher.emr()),
+        alerts: alerts(&for_launcher),
         template: launcher_template,
         claim_timeout: Duration::from_secs(120),
     };
     let monitor = intraday_monitor::Ctx {
-        store: store.clone(),
-        emr: emr.clone(),
-        objects: objects.clone(),
-        queues: queues.clone(),
-        alerts: alerts.clone(),
+        store: store(&for_monitor),
+        emr: Emr::new(for_monitor.emr()),
+        objects: Objects::new(for_monitor.s3()),
+        queues: Queues::new(for_monitor.sqs()),
+        alerts: alerts(&for_monitor),
         tables_queue_url: out("TablesQueueUrl")?,
         sweep: Default::default(),
     };
     let tables = intraday_table_builder::Ctx {
-        store: store.clone(),
-        catalog: Catalog::new(services.glue()),
-        alerts: alerts.clone(),
+        store: store(&for_tables),
+        catalog: Catalog::new(for_tables.glue()),
+        alerts: alerts(&for_tables),
     };
     let reaper = intraday_reaper::Ctx {
-        emr: emr.clone(),
-        objects: objects.clone(),
+        emr: Emr::new(for_reaper.emr()),
+        objects: Objects::new(for_reaper.s3()),
         hbase_root: hbase_root.clone(),
     };
 
@@ -254,8 +267,10 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let poll = |url: String| {
-        let mut poller = Poller::new(queues.clone(), url);
+    // Each poller receives with its service's clients, as the event source mapping does with
+    // the function's role.
+    let poll = |aws: &Aws, url: String| {
+        let mut poller = Poller::new(Queues::new(aws.sqs()), url);
         poller.wait = Duration::from_secs(1);
         poller
     };
@@ -263,11 +278,11 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let (p_sched, p_launch, p_mon, p_tab, p_reap) = (
-        poll(out("SchedulerQueueUrl")?),
-        poll(out("LauncherQueueUrl")?),
-        poll(out("MonitorQueueUrl")?),
-        poll(out("TablesQueueUrl")?),
-        poll(out("ReaperQueueUrl")?),
+        poll(&for_scheduler, out("SchedulerQueueUrl")?),
+        poll(&for_launcher, out("LauncherQueueUrl")?),
+        poll(&for_monitor, out("MonitorQueueUrl")?),
+        poll(&for_tables, out("TablesQueueUrl")?),
+        poll(&for_reaper, out("ReaperQueueUrl")?),
     );
     let t = |name| Telemetry::new(name, MetricsSink::Discard);
     let (ts, tl, tm, tt, tr) = (
@@ -338,7 +353,7 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     let flow = async {
         let mut rows = Vec::new();
         for n in 1..=2 {
-            let run = trigger(&queues, &out("SchedulerQueueUrl")?, n, &demo_id).await?;
+            let run = trigger(&own_queues, &out("SchedulerQueueUrl")?, n, &demo_id).await?;
             say(format!("run {n}: requested {run}"));
             let settled = follow(&watch, &run, options.timeout, &say).await?;
             rows.extend(
@@ -352,7 +367,7 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
                 )
                 .await?,
             );
-            wait_for_reaper(&objects, &hbase_root, &say).await;
+            wait_for_reaper(&own_objects, &hbase_root, &say).await;
         }
         // The malformed messages: each back as a batch item failure, then in its DLQ. The
         // functions keep polling meanwhile, so the redeliveries happen.
