@@ -15,6 +15,7 @@ pub struct Config {
     /// Where scheduled runs write: `s3://<output bucket>/data/`.
     pub output: S3Uri,
     pub database: DatabaseName,
+    pub backfill_database: DatabaseName,
     pub format: OutputFormat,
     pub policy: WaitPolicy,
 }
@@ -36,6 +37,14 @@ impl Config {
             value: database,
             reason: e.to_string(),
         })?;
+        let backfill_database =
+            parsed_or::<String>("INTRADAY_BACKFILL_DATABASE", "intraday_backfill".to_owned())?;
+        let backfill_database =
+            DatabaseName::new(backfill_database.clone()).map_err(|e| EnvError::Invalid {
+                name: "INTRADAY_BACKFILL_DATABASE",
+                value: backfill_database,
+                reason: e.to_string(),
+            })?;
         let max_wait = parsed_or("INTRADAY_MAX_WAIT_SECONDS", 900u64)?;
         let step = parsed_or("INTRADAY_WAIT_STEP_SECONDS", 60u64)?;
         if !(1..=900).contains(&step) {
@@ -68,6 +77,7 @@ impl Config {
             )?,
             output,
             database,
+            backfill_database,
             format: parsed_or("INTRADAY_FORMAT", OutputFormat::Parquet)?,
             policy: WaitPolicy {
                 max_wait: Duration::from_secs(max_wait),

@@ -17,6 +17,9 @@ pub enum ScheduleError {
     #[error("the collections secret lists no collection that can be used: {0}")]
     NoUsableCollections(String),
 
+    #[error("{0}; nothing was scheduled")]
+    BackfillRefused(String),
+
     #[error("{0}")]
     Domain(#[from] CoreError),
 

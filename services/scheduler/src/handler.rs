@@ -16,7 +16,7 @@ use intraday_core::{
     plan_run, run_folder,
 };
 use intraday_events::{
-    Alert, AlertDetail, AwsEventDetail, CollectionWindow, Inbound, LaunchRequested,
+    Alert, AlertDetail, AwsEventDetail, Backfill, CollectionWindow, Inbound, LaunchRequested,
     MESSAGE_VERSION, Message as Event, NotificationType, RunRequested, Severity, Trigger,
 };
 use intraday_runtime::{HandlerError, HandlerFuture, Message};
@@ -36,6 +36,9 @@ pub struct Ctx {
     pub launcher_queue_url: String,
     pub output: S3Uri,
     pub database: DatabaseName,
+    /// The one database a backfill may register its tables in (stack parameter
+    /// BackfillDatabaseName); its output must be under `s3://<output bucket>/backfill/`.
+    pub backfill_database: DatabaseName,
     pub format: OutputFormat,
     pub policy: WaitPolicy,
     /// The collections, read once per process: the secret changes rarely and a cold start
@@ -120,8 +123,40 @@ fn launchable(status: JobStatus) -> bool {
     matches!(status, JobStatus::LambdaTriggered | JobStatus::Waiting)
 }
 
+/// Why a backfill may not run, if it may not: it must register its tables in the stack's
+/// backfill database and write under `s3://<output bucket>/backfill/`. The message says where;
+/// without this check anyone who can send to the queue could have decrypted records written
+/// wherever the cluster can write, and tables registered in any database.
+pub fn backfill_refusal(
+    backfill: &Backfill,
+    allowed_database: &DatabaseName,
+    output: &S3Uri,
+) -> Option<String> {
+    if &backfill.database != allowed_database {
+        return Some(format!(
+            "backfill database `{}` is not this stack's backfill database `{allowed_database}` (stack parameter BackfillDatabaseName)",
+            backfill.database
+        ));
+    }
+    let prefix = backfill.output_prefix.as_prefix();
+    let allowed = format!("s3://{}/backfill/", output.bucket());
+    if prefix.bucket() != output.bucket() || !prefix.key().starts_with("backfill/") {
+        return Some(format!(
+            "backfill output `{prefix}` is not under {allowed}, where this stack's backfills write"
+        ));
+    }
+    None
+}
+
 /// One attempt of a run.
 pub async fn schedule(request: &RunRequested, ctx: &Ctx) -> Result<Scheduled, ScheduleError> {
+    if let Some(reason) = request
+        .backfill
+        .as_ref()
+        .and_then(|b| backfill_refusal(b, &ctx.backfill_database, &ctx.output))
+    {
+        return Err(ScheduleError::BackfillRefused(reason));
+    }
     let collections = ctx.collections().await?;
     // The original read each entry on its own: a bad one stops only itself. Said once per
     // run, on its first attempt, not on every wait.
@@ -477,6 +512,49 @@ pub fn deferral_alert(request: &RunRequested, deferred: &[(Collection, DeferReas
             resolve: (!resolves.is_empty()).then(|| resolves.join("; ")),
             ..AlertDetail::default()
         },
+    }
+}
+
+#[cfg(test)]
+mod backfill_tests {
+    use super::*;
+
+    fn backfill(database: &str, prefix: &str) -> Backfill {
+        Backfill {
+            window: Window::new(10, 20).expect("window"),
+            database: DatabaseName::new(database).expect("database"),
+            output_prefix: S3Uri::parse(prefix).expect("uri"),
+        }
+    }
+
+    #[test]
+    fn a_backfill_writes_only_to_the_stacks_backfill_database_and_prefix() {
+        let allowed = DatabaseName::new("intraday_backfill").expect("db");
+        let output = S3Uri::parse("s3://out-bucket/data/").expect("uri");
+        let refusal = |d: &str, p: &str| backfill_refusal(&backfill(d, p), &allowed, &output);
+        assert_eq!(
+            refusal("intraday_backfill", "s3://out-bucket/backfill/run-1/"),
+            None
+        );
+        assert_eq!(
+            refusal("intraday_backfill", "s3://out-bucket/backfill"),
+            None
+        );
+        assert!(
+            refusal("intraday", "s3://out-bucket/backfill/r/")
+                .is_some_and(|r| r.contains("`intraday` is not this stack's backfill database"))
+        );
+        for elsewhere in [
+            "s3://out-bucket/data/",
+            "s3://out-bucket/backfilled/",
+            "s3://attacker-bucket/backfill/",
+        ] {
+            assert!(
+                refusal("intraday_backfill", elsewhere)
+                    .is_some_and(|r| r.contains("is not under s3://out-bucket/backfill/")),
+                "{elsewhere}"
+            );
+        }
     }
 }
 

@@ -17,6 +17,7 @@ async fn context() -> Result<Ctx, ScheduleError> {
         launcher_queue_url: config.launcher_queue_url,
         output: config.output,
         database: config.database,
+        backfill_database: config.backfill_database,
         format: config.format,
         policy: config.policy,
         collections: Default::default(),

@@ -46,6 +46,7 @@ async fn setup_with(secret: &str, policy: WaitPolicy) -> Setup {
         launcher_queue_url: launcher_queue,
         output: S3Uri::parse("s3://intraday-output/data/").expect("uri"),
         database: DatabaseName::default(),
+        backfill_database: DatabaseName::new("intraday_backfill").expect("db"),
         format: OutputFormat::Parquet,
         policy,
         collections: Default::default(),
@@ -465,6 +466,63 @@ async fn moto_a_backfill_takes_the_locks_writes_elsewhere_and_never_moves_the_wa
             .expect("watermark"),
         5_001
     );
+}
+
+/// A backfill into another database or outside `s3://<output bucket>/backfill/` is refused
+/// before anything is written: no items, no locks, no launch; the message fails permanently
+/// (to its dead-letter queue) naming what is wrong.
+#[tokio::test]
+async fn moto_a_backfill_elsewhere_is_refused_and_nothing_is_written() {
+    let s = setup().await;
+    let claimant = c("db.core.claimant");
+    for (n, database, prefix, want) in [
+        (
+            1,
+            "intraday",
+            "s3://intraday-output/backfill/",
+            "backfill database `intraday` is not this stack's backfill database `intraday_backfill`",
+        ),
+        (
+            2,
+            "intraday_backfill",
+            "s3://somebody-elses-bucket/backfill/",
+            "backfill output `s3://somebody-elses-bucket/backfill/` is not under s3://intraday-output/backfill/",
+        ),
+    ] {
+        let mut backfill = request(
+            &format!("bf-bad-{n}"),
+            Some(vec![claimant.clone()]),
+            now_ms(),
+        );
+        backfill.backfill = Some(Backfill {
+            window: Window::new(10, 20_000).expect("window"),
+            database: DatabaseName::new(database).expect("db"),
+            output_prefix: S3Uri::parse(prefix).expect("uri"),
+        });
+        let err = handle(
+            message(Event::RunRequested(backfill.clone()).to_body()),
+            &s.ctx,
+        )
+        .await
+        .expect_err("refused");
+        assert!(
+            matches!(&err, HandlerError::Permanent(m) if m.starts_with(want)),
+            "{err:?}"
+        );
+        assert!(
+            s.ctx
+                .store
+                .run(&backfill.correlation_id)
+                .await
+                .expect("items")
+                .is_empty()
+        );
+        assert_eq!(
+            s.ctx.store.lock_holder(&claimant).await.expect("lock"),
+            None
+        );
+    }
+    assert!(launches(&s).await.is_empty());
 }
 
 #[tokio::test]

@@ -215,6 +215,7 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         launcher_queue_url: out("LauncherQueueUrl")?,
         output: S3Uri::new(&bucket, "data/")?,
         database: database.clone(),
+        backfill_database: intraday_core::DatabaseName::new("intraday_backfill")?,
         format: Default::default(),
         policy: WaitPolicy {
             max_wait: Duration::from_secs(60),
