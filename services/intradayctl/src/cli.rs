@@ -146,17 +146,18 @@ pub enum Command {
         /// Window end, exclusive: RFC 3339 time or epoch milliseconds.
         #[arg(long)]
         end: String,
-        /// Catalog database for the backfill's tables.
-        #[arg(long, default_value = "intraday_backfill")]
-        database: String,
-        /// Output prefix (default: s3://<output bucket>/backfill/<run>/).
+        /// Catalog database for the backfill's tables; the stack allows one (default: its
+        /// BackfillDatabaseName, else intraday_backfill).
+        #[arg(long)]
+        database: Option<String>,
+        /// Output prefix, under s3://<output bucket>/backfill/ (default:
+        /// s3://<output bucket>/backfill/<run>/).
         #[arg(long)]
         prefix: Option<String>,
         /// Print the plan and change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Send it even into the scheduled runs' database or output prefix, or with a window
-        /// that ends in the future.
+        /// Send it even with a window that ends in the future.
         #[arg(long)]
         force: bool,
     },

@@ -49,6 +49,8 @@ pub struct Resources {
     pub hbase_root: Option<String>,
     /// The catalog database the scheduled runs write to.
     pub database: String,
+    /// The one catalog database a backfill may use (the scheduler refuses any other).
+    pub backfill_database: String,
 }
 
 impl Resources {
@@ -101,6 +103,11 @@ impl Resources {
                 .cloned()
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| intraday_core::DatabaseName::DEFAULT.to_owned()),
+            backfill_database: parameters
+                .get("BackfillDatabaseName")
+                .cloned()
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| "intraday_backfill".to_owned()),
         })
     }
 

@@ -112,7 +112,7 @@ async fn command(command: Command, env: &Env) -> Result<Report, CtlError> {
                     collections: &collections,
                     start: &start,
                     end: &end,
-                    database: &database,
+                    database: database.as_deref(),
                     prefix: prefix.as_deref(),
                     dry_run,
                     force,

@@ -754,7 +754,7 @@ async fn moto_trigger_backfill_and_status_check_their_input_before_sending() {
                 "intraday",
             ],
             2,
-            "intradayctl: --database intraday is the database scheduled runs write",
+            "intradayctl: --database intraday is not this stack's backfill database `intraday_backfill`",
         ),
         (
             &["status", "--collection", "db.core.claimnat"],

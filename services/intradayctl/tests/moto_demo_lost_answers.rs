@@ -29,10 +29,12 @@ const OPERATIONS: &[&str] = &[
     "CreateKey",
     "CreateMultipartUpload",
     "CreateSecret",
+    "CreateStack",
     "CreateTable",
     "DeleteMessage",
     "DeleteObjects",
     "DescribeCluster",
+    "DescribeStacks",
     "GenerateDataKey",
     "GetItem",
     "GetObject",
@@ -56,23 +58,11 @@ const OPERATIONS: &[&str] = &[
 ];
 
 /// Called, and not faulted here, each for its reason.
-const SPARED: &[(&str, &str)] = &[
-    (
-        "ReceiveMessage",
-        "in AWS the event source mapping receives, not our code; a lost receive only hides its \
+const SPARED: &[(&str, &str)] = &[(
+    "ReceiveMessage",
+    "in AWS the event source mapping receives, not our code; a lost receive only hides its \
          messages for the visibility timeout (180 s), longer than a demo waits",
-    ),
-    (
-        "CreateStack",
-        "CloudFormation's own idempotency (ClientRequestToken) is AWS's; moto does not \
-         implement it, so a repeated CreateStack fails there whatever the caller does",
-    ),
-    (
-        "DescribeStacks",
-        "read once after CreateStack; a read repeated is harmless and is covered by Query, \
-         GetItem and the other reads",
-    ),
-];
+)];
 
 async fn scenario(operation: &str, fault: Fault) {
     let proxy = FaultProxy::start(kit::moto()).await.expect("proxy");
@@ -138,10 +128,12 @@ scenarios! {
     moto_lost_create_key => "CreateKey";
     moto_lost_create_multipart_upload => "CreateMultipartUpload";
     moto_lost_create_secret => "CreateSecret";
+    moto_lost_create_stack => "CreateStack";
     moto_lost_create_table => "CreateTable";
     moto_lost_delete_message => "DeleteMessage";
     moto_lost_delete_objects => "DeleteObjects";
     moto_lost_describe_cluster => "DescribeCluster";
+    moto_lost_describe_stacks => "DescribeStacks";
     moto_lost_generate_data_key => "GenerateDataKey";
     moto_lost_get_item => "GetItem";
     moto_lost_get_object => "GetObject";

@@ -436,7 +436,7 @@ async fn moto_transcript_trigger_and_backfill() {
         "-o",
         "json",
     ]);
-    s.say("Refused without --force: the scheduled runs' database and prefix, a window in the future; always: a window that ends before it starts.");
+    s.say("Refused: a database or prefix not the stack's backfill ones, a window that ends before it starts; without --force, a window in the future.");
     s.run(&[
         "backfill",
         "--collection",

@@ -27,7 +27,8 @@ impl Stacks {
     }
 
     /// Creates the stack and waits until it settles, for at most `timeout`. Anything but
-    /// CREATE_COMPLETE is an error carrying the stack's status reason.
+    /// CREATE_COMPLETE is an error carrying the stack's status reason. `name` must be the
+    /// caller's own (the demo and the tests make unique ones).
     pub async fn create(
         &self,
         name: &str,
@@ -44,15 +45,28 @@ impl Stacks {
                     .build()
             })
             .collect();
-        self.client
+        // Repeat: the SDK sends a request whose answer was lost again, with the same
+        // ClientRequestToken, which CloudFormation takes as the same request:
+        // https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateStack.html
+        // An emulator that ignores the token answers the repeat AlreadyExistsException; the
+        // name being the caller's own, that stack is this request's, and is waited for.
+        let created = self
+            .client
             .create_stack()
             .stack_name(name)
             .template_body(template_body)
             .set_parameters(Some(parameters))
             .capabilities(Capability::CapabilityNamedIam)
+            .client_request_token(format!("create-{name}"))
             .send()
-            .await
-            .aws("CreateStack")?;
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_already_exists_exception()) => {}
+            Err(e) => return Err(crate::error::from_sdk("CreateStack", e)),
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let deployed = self.describe(name).await?;

@@ -126,7 +126,7 @@ pub struct BackfillArgs<'a> {
     pub collections: &'a [String],
     pub start: &'a str,
     pub end: &'a str,
-    pub database: &'a str,
+    pub database: Option<&'a str>,
     pub prefix: Option<&'a str>,
     pub dry_run: bool,
     pub force: bool,
@@ -152,8 +152,24 @@ pub async fn backfill(env: &Env, args: BackfillArgs<'_>) -> Result<Report, CtlEr
         Some(prefix) => S3Uri::parse(prefix)?.as_prefix(),
         None => S3Uri::new(&resources.output_bucket, &format!("backfill/{run}/"))?,
     };
+    let database = args.database.unwrap_or(&resources.backfill_database);
+    // What the scheduler would refuse whatever --force says (the stack allows one database
+    // and one prefix), said before anything is sent.
+    if database != resources.backfill_database {
+        return Err(CtlError::Invalid(format!(
+            "--database {database} is not this stack's backfill database `{}` (stack parameter BackfillDatabaseName); the scheduler would refuse it, so nothing was sent",
+            resources.backfill_database
+        )));
+    }
+    let allowed = S3Uri::new(&resources.output_bucket, "backfill/")?;
+    if output_prefix.bucket() != allowed.bucket() || !output_prefix.key().starts_with(allowed.key())
+    {
+        return Err(CtlError::Invalid(format!(
+            "--prefix {output_prefix} is not under {allowed}, where this stack's backfills write; the scheduler would refuse it, so nothing was sent"
+        )));
+    }
     check_backfill(
-        args.database,
+        database,
         &output_prefix,
         &resources.database,
         &S3Uri::new(&resources.output_bucket, LIVE_PREFIX)?,
@@ -170,7 +186,7 @@ pub async fn backfill(env: &Env, args: BackfillArgs<'_>) -> Result<Report, CtlEr
         collections: Some(collections),
         backfill: Some(Backfill {
             window,
-            database: DatabaseName::new(args.database)?,
+            database: DatabaseName::new(database)?,
             output_prefix: output_prefix.clone(),
         }),
         attempt: 1,
@@ -185,7 +201,7 @@ pub async fn backfill(env: &Env, args: BackfillArgs<'_>) -> Result<Report, CtlEr
             run.to_string(),
             c.name(),
             super::show_window(window.start_ms(), window.end_ms()),
-            args.database.to_owned(),
+            database.to_owned(),
             output_prefix
                 .join(&format!("{}/", c.hive_table()))?
                 .to_string(),
