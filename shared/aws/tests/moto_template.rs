@@ -135,6 +135,8 @@ async fn moto_template_deploys_with_every_promised_output() {
     // made with the policy as a JSON object, not the string AWS sends, and the SDK refuses it.
     // KMS key policies are not enforced by any emulator here; the statement follows the SNS
     // guide cited in the template.)
+    // (moto's CloudFormation skips AWS::CloudWatch::Alarm: the alarms on every dead-letter
+    // queue and function are checked against the template in `template_alarms.rs`.)
     for rule in ["EmrStateRuleArn", "EmrTerminatedRuleArn"] {
         assert!(
             outputs[rule].contains(&prefix),
