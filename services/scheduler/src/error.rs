@@ -18,7 +18,7 @@ pub enum ScheduleError {
     NoUsableCollections(String),
 
     #[error("{0}; nothing was scheduled")]
-    BackfillRefused(String),
+    BackfillRefused(crate::handler::BackfillRefusal),
 
     #[error("{0}")]
     Domain(#[from] CoreError),

@@ -16,7 +16,7 @@ use intraday_core::{
     plan_run, run_folder,
 };
 use intraday_events::{
-    Alert, AlertDetail, AwsEventDetail, Backfill, CollectionWindow, Inbound, LaunchRequested,
+    Alert, AlertDetail, AwsEventDetail, CollectionWindow, Inbound, LaunchRequested,
     MESSAGE_VERSION, Message as Event, NotificationType, RunRequested, Severity, Trigger,
 };
 use intraday_runtime::{HandlerError, HandlerFuture, Message};
@@ -123,39 +123,70 @@ fn launchable(status: JobStatus) -> bool {
     matches!(status, JobStatus::LambdaTriggered | JobStatus::Waiting)
 }
 
-/// Why a backfill may not run, if it may not: it must register its tables in the stack's
-/// backfill database and write under `s3://<output bucket>/backfill/`. The message says where;
-/// without this check anyone who can send to the queue could have decrypted records written
-/// wherever the cluster can write, and tables registered in any database.
+/// Why a backfill may not run: it must register its tables in the stack's backfill database
+/// and write under `s3://<output bucket>/backfill/`. Without this check anyone who can send
+/// to the queue could have decrypted records written wherever the cluster can write, and
+/// tables registered in any database. `intradayctl backfill` applies the same rule before
+/// sending, in its own words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackfillRefusal {
+    /// The database named is not the stack's backfill database.
+    Database {
+        given: String,
+        allowed: DatabaseName,
+    },
+    /// The output prefix is not under `allowed` (`s3://<output bucket>/backfill/`).
+    Prefix { given: S3Uri, allowed: S3Uri },
+}
+
+impl std::fmt::Display for BackfillRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Database { given, allowed } => write!(
+                f,
+                "backfill database `{given}` is not this stack's backfill database `{allowed}` (stack parameter BackfillDatabaseName)"
+            ),
+            Self::Prefix { given, allowed } => write!(
+                f,
+                "backfill output `{given}` is not under {allowed}, where this stack's backfills write"
+            ),
+        }
+    }
+}
+
+/// Checks a backfill's `database` and `output_prefix` against the stack's backfill
+/// database and output bucket; `None` when it may run.
 pub fn backfill_refusal(
-    backfill: &Backfill,
+    database: &str,
+    output_prefix: &S3Uri,
     allowed_database: &DatabaseName,
-    output: &S3Uri,
-) -> Option<String> {
-    if &backfill.database != allowed_database {
-        return Some(format!(
-            "backfill database `{}` is not this stack's backfill database `{allowed_database}` (stack parameter BackfillDatabaseName)",
-            backfill.database
-        ));
+    output_bucket: &str,
+) -> Result<Option<BackfillRefusal>, CoreError> {
+    if database != allowed_database.as_str() {
+        return Ok(Some(BackfillRefusal::Database {
+            given: database.to_owned(),
+            allowed: allowed_database.clone(),
+        }));
     }
-    let prefix = backfill.output_prefix.as_prefix();
-    let allowed = format!("s3://{}/backfill/", output.bucket());
-    if prefix.bucket() != output.bucket() || !prefix.key().starts_with("backfill/") {
-        return Some(format!(
-            "backfill output `{prefix}` is not under {allowed}, where this stack's backfills write"
-        ));
+    let given = output_prefix.as_prefix();
+    let allowed = S3Uri::new(output_bucket, "backfill/")?;
+    if given.bucket() != allowed.bucket() || !given.key().starts_with(allowed.key()) {
+        return Ok(Some(BackfillRefusal::Prefix { given, allowed }));
     }
-    None
+    Ok(None)
 }
 
 /// One attempt of a run.
 pub async fn schedule(request: &RunRequested, ctx: &Ctx) -> Result<Scheduled, ScheduleError> {
-    if let Some(reason) = request
-        .backfill
-        .as_ref()
-        .and_then(|b| backfill_refusal(b, &ctx.backfill_database, &ctx.output))
+    if let Some(b) = &request.backfill
+        && let Some(refusal) = backfill_refusal(
+            b.database.as_str(),
+            &b.output_prefix,
+            &ctx.backfill_database,
+            ctx.output.bucket(),
+        )?
     {
-        return Err(ScheduleError::BackfillRefused(reason));
+        return Err(ScheduleError::BackfillRefused(refusal));
     }
     let collections = ctx.collections().await?;
     // The original read each entry on its own: a bad one stops only itself. Said once per
@@ -518,6 +549,7 @@ pub fn deferral_alert(request: &RunRequested, deferred: &[(Collection, DeferReas
 #[cfg(test)]
 mod backfill_tests {
     use super::*;
+    use intraday_events::Backfill;
 
     fn backfill(database: &str, prefix: &str) -> Backfill {
         Backfill {
@@ -531,7 +563,17 @@ mod backfill_tests {
     fn a_backfill_writes_only_to_the_stacks_backfill_database_and_prefix() {
         let allowed = DatabaseName::new("intraday_backfill").expect("db");
         let output = S3Uri::parse("s3://out-bucket/data/").expect("uri");
-        let refusal = |d: &str, p: &str| backfill_refusal(&backfill(d, p), &allowed, &output);
+        let refusal = |d: &str, p: &str| {
+            let b = backfill(d, p);
+            backfill_refusal(
+                b.database.as_str(),
+                &b.output_prefix,
+                &allowed,
+                output.bucket(),
+            )
+            .expect("bucket")
+            .map(|r| r.to_string())
+        };
         assert_eq!(
             refusal("intraday_backfill", "s3://out-bucket/backfill/run-1/"),
             None

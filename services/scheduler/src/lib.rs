@@ -7,4 +7,6 @@ mod error;
 pub mod handler;
 
 pub use error::ScheduleError;
-pub use handler::{Ctx, Scheduled, from_schedule, handle, handler, schedule};
+pub use handler::{
+    BackfillRefusal, Ctx, Scheduled, backfill_refusal, from_schedule, handle, handler, schedule,
+};

@@ -2,6 +2,7 @@
 
 use intraday_core::{Collection, CorrelationId, DatabaseName, S3Uri, Window, run_folder};
 use intraday_events::{Backfill, MESSAGE_VERSION, Message, RunRequested, Trigger};
+use intraday_scheduler::BackfillRefusal;
 use serde_json::json;
 
 use super::{now_ms, parse_time, show_time};
@@ -155,18 +156,24 @@ pub async fn backfill(env: &Env, args: BackfillArgs<'_>) -> Result<Report, CtlEr
     let database = args.database.unwrap_or(&resources.backfill_database);
     // What the scheduler would refuse whatever --force says (the stack allows one database
     // and one prefix), said before anything is sent.
-    if database != resources.backfill_database {
-        return Err(CtlError::Invalid(format!(
-            "--database {database} is not this stack's backfill database `{}` (stack parameter BackfillDatabaseName); the scheduler would refuse it, so nothing was sent",
-            resources.backfill_database
-        )));
-    }
-    let allowed = S3Uri::new(&resources.output_bucket, "backfill/")?;
-    if output_prefix.bucket() != allowed.bucket() || !output_prefix.key().starts_with(allowed.key())
-    {
-        return Err(CtlError::Invalid(format!(
-            "--prefix {output_prefix} is not under {allowed}, where this stack's backfills write; the scheduler would refuse it, so nothing was sent"
-        )));
+    let allowed_database = DatabaseName::new(&resources.backfill_database)?;
+    match intraday_scheduler::backfill_refusal(
+        database,
+        &output_prefix,
+        &allowed_database,
+        &resources.output_bucket,
+    )? {
+        None => {}
+        Some(BackfillRefusal::Database { given, allowed }) => {
+            return Err(CtlError::Invalid(format!(
+                "--database {given} is not this stack's backfill database `{allowed}` (stack parameter BackfillDatabaseName); the scheduler would refuse it, so nothing was sent"
+            )));
+        }
+        Some(BackfillRefusal::Prefix { given, allowed }) => {
+            return Err(CtlError::Invalid(format!(
+                "--prefix {given} is not under {allowed}, where this stack's backfills write; the scheduler would refuse it, so nothing was sent"
+            )));
+        }
     }
     check_backfill(
         database,
