@@ -182,21 +182,14 @@ async fn unrecorded_run(
     ctx: &Ctx,
     cluster_id: &str,
 ) -> Result<Option<CorrelationId>, MonitorError> {
-    use intraday_aws::emr::{TAG_CORRELATION_ID, TAG_MANAGED_BY};
     use intraday_core::JobStatus;
-    let tags = match ctx.emr.describe(cluster_id).await {
-        Ok(info) => info.tags,
+    let info = match ctx.emr.describe(cluster_id).await {
+        Ok(info) => info,
         // EMR does not know it ("Cluster id '…' is not valid."): not ours to wait for.
         Err(e) if e.code() == Some("InvalidRequestException") => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    if tags.get(TAG_MANAGED_BY.0).map(String::as_str) != Some(TAG_MANAGED_BY.1) {
-        return Ok(None);
-    }
-    let Some(run) = tags
-        .get(TAG_CORRELATION_ID)
-        .and_then(|r| CorrelationId::new(r.clone()).ok())
-    else {
+    let Some(run) = info.intraday_run().and_then(|r| CorrelationId::new(r).ok()) else {
         return Ok(None);
     };
     let jobs = ctx.store.run(&run).await?;

@@ -3,7 +3,7 @@
 //! the lost event would have. It also reports (and optionally stops) clusters that run too
 //! long.
 
-use intraday_aws::emr::{ALL_STATES, TAG_MANAGED_BY};
+use intraday_aws::emr::ALL_STATES;
 use intraday_core::JobStatus;
 use intraday_events::{Alert, AlertDetail, MESSAGE_VERSION, NotificationType, Severity};
 
@@ -104,14 +104,7 @@ async fn long_running(
             true,
         )
         .await?;
-    let ours = ctx
-        .emr
-        .describe(cluster_id)
-        .await?
-        .tags
-        .get(TAG_MANAGED_BY.0)
-        .map(String::as_str)
-        == Some(TAG_MANAGED_BY.1);
+    let ours = ctx.emr.describe(cluster_id).await?.is_intraday();
     let terminate = ctx.sweep.terminate_long_running && ours;
     if terminate {
         ctx.emr.terminate(cluster_id).await?;

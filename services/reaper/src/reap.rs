@@ -6,7 +6,6 @@
 //! trailing `/`, so `meta_j-ABC` also matched `meta_j-ABCD…`: here the prefix always ends
 //! with `/` and the marker is deleted by its exact key.
 
-use intraday_aws::emr::TAG_MANAGED_BY;
 use intraday_aws::{Emr, Objects};
 use intraday_core::S3Uri;
 
@@ -73,7 +72,7 @@ pub async fn reap(
 ) -> Result<ReapReport, ReapError> {
     let locations = meta_locations(root, cluster_id)?;
     let cluster = emr.describe(cluster_id).await?;
-    if cluster.tags.get(TAG_MANAGED_BY.0).map(String::as_str) != Some(TAG_MANAGED_BY.1) {
+    if !cluster.is_intraday() {
         return Err(ReapError::NotOurs(cluster_id.to_owned()));
     }
     if !matches!(

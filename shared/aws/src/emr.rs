@@ -109,6 +109,22 @@ pub struct ClusterInfo {
     pub log_uri: Option<String>,
 }
 
+impl ClusterInfo {
+    /// Whether Intraday started it: every one of its clusters carries `ManagedBy=intraday`.
+    pub fn is_intraday(&self) -> bool {
+        self.tags.get(TAG_MANAGED_BY.0).map(String::as_str) == Some(TAG_MANAGED_BY.1)
+    }
+
+    /// The run an Intraday cluster was launched for (its `CorrelationId` tag); `None` for a
+    /// cluster that is not Intraday's, or one started by hand (`intradayctl cluster start`).
+    pub fn intraday_run(&self) -> Option<&str> {
+        self.tags
+            .get(TAG_CORRELATION_ID)
+            .filter(|_| self.is_intraday())
+            .map(String::as_str)
+    }
+}
+
 /// A cluster as `ListClusters` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSummary {
@@ -422,5 +438,40 @@ impl Emr {
             .await
             .aws("TerminateJobFlows")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(tags: &[(&str, &str)]) -> ClusterInfo {
+        ClusterInfo {
+            id: "j-1".into(),
+            name: "n".into(),
+            state: "RUNNING".into(),
+            state_change_code: None,
+            state_change_message: None,
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            log_uri: None,
+        }
+    }
+
+    #[test]
+    fn an_intraday_cluster_is_told_by_its_tags() {
+        let run = cluster(&[("ManagedBy", "intraday"), ("CorrelationId", "r-1")]);
+        assert!(run.is_intraday());
+        assert_eq!(run.intraday_run(), Some("r-1"));
+        let by_hand = cluster(&[("ManagedBy", "intraday")]);
+        assert!(by_hand.is_intraday());
+        assert_eq!(by_hand.intraday_run(), None);
+        // The HBase primary, or anyone else's cluster, even carrying a run's tag.
+        let primary = cluster(&[("ManagedBy", "hbase"), ("CorrelationId", "r-1")]);
+        assert!(!primary.is_intraday());
+        assert_eq!(primary.intraday_run(), None);
+        assert!(!cluster(&[]).is_intraday());
     }
 }

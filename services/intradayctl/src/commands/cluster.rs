@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use intraday_aws::Emr;
-use intraday_aws::emr::TAG_MANAGED_BY;
 use intraday_launcher::cluster::{ClusterTemplate, DEFAULT_TEMPLATE};
 use intraday_reaper::validate_cluster_id;
 use serde_json::json;
@@ -53,7 +52,7 @@ pub async fn stop(env: &Env, cluster_id: &str) -> Result<Report, CtlError> {
         .describe(cluster_id)
         .await
         .map_err(|e| unknown_cluster(cluster_id, e))?;
-    if info.tags.get(TAG_MANAGED_BY.0).map(String::as_str) != Some(TAG_MANAGED_BY.1) {
+    if !info.is_intraday() {
         return Err(CtlError::Invalid(format!(
             "cluster {cluster_id} is not one of Intraday's (no ManagedBy=intraday tag); stop it with `aws emr terminate-clusters` if you mean to"
         )));

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use intraday_aws::emr::{ACTIVE_STATES, TAG_MANAGED_BY};
+use intraday_aws::emr::ACTIVE_STATES;
 use intraday_aws::{Bus, Emr, Objects};
 use intraday_core::S3Uri;
 use intraday_extractor::synth::{self, SynthKey};
@@ -127,12 +127,8 @@ impl StandIn {
         if info.tags.is_empty() {
             return Ok(Judged::NotYet);
         }
-        if info.tags.get(TAG_MANAGED_BY.0).map(String::as_str) != Some(TAG_MANAGED_BY.1) {
-            return Ok(Judged::NotOurs);
-        }
         let ours = info
-            .tags
-            .get(intraday_aws::emr::TAG_CORRELATION_ID)
+            .intraday_run()
             .is_some_and(|run| run.ends_with(&self.runs_suffix));
         if !ours {
             return Ok(Judged::NotOurs);
