@@ -261,6 +261,8 @@ fn epoch_ms(text: &str) -> Option<String> {
 }
 
 fn carried(cell: &str, scalars: &[String]) -> bool {
+    // A body on one line, as `dlq peek` shows it: the JSON keeps it as sent.
+    let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     if let Some(ms) = epoch_ms(cell) {
         return scalars.contains(&ms);
     }
@@ -274,11 +276,8 @@ fn carried(cell: &str, scalars: &[String]) -> bool {
             .all(|t| epoch_ms(t).is_some_and(|ms| scalars.contains(&ms)));
     }
     if let Some(cut) = cell.strip_suffix('…') {
-        // A one-line body: the JSON keeps the body as sent, line breaks and all.
-        let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         return scalars.iter().any(|s| flat(s).starts_with(cut));
     }
-    let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     scalars.iter().any(|s| s == cell || flat(s) == cell)
 }
 

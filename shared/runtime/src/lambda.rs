@@ -20,10 +20,6 @@ impl Visibility {
     pub fn new(queues: Queues) -> Self {
         Self { queues }
     }
-
-    fn url_for(&self, arn: &str) -> Option<String> {
-        intraday_aws::url_from_arn(arn)
-    }
 }
 
 /// Handles one Lambda batch and answers with the ids of the messages that failed; Lambda
@@ -68,7 +64,7 @@ where
             if let (Some(visibility), Some(arn), Some(receipt)) =
                 (visibility, &record.event_source_arn, &record.receipt_handle)
             {
-                let changed = match visibility.url_for(arn) {
+                let changed = match intraday_aws::url_from_arn(arn) {
                     Some(url) => visibility
                         .queues
                         .change_visibility(&url, receipt, delay)

@@ -30,7 +30,7 @@ struct Faults {
     actions: Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>>,
     /// Random faults: the share of requests (per mille) and the generator's state.
     random: Mutex<Option<(u32, u64)>>,
-    /// Requests faulted at random: (refused, answers lost).
+    /// Requests faulted at random: (refused, answers lost or connections dropped).
     random_faults: Mutex<(u32, u32)>,
     /// Requests still answered before the proxy stops answering (`stall_after`).
     stall_in: Mutex<Option<u32>>,
@@ -108,7 +108,7 @@ impl FaultProxy {
         *lock(&self.faults.random) = Some((percent.min(100) * 10, seed | 1));
     }
 
-    /// Requests faulted at random so far: (refused, answers lost).
+    /// Requests faulted at random so far: (refused, answers lost or connections dropped).
     pub fn random_faults(&self) -> (u32, u32) {
         *lock(&self.faults.random_faults)
     }
