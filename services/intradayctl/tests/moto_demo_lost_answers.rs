@@ -64,9 +64,22 @@ const SPARED: &[(&str, &str)] = &[(
          messages for the visibility timeout (180 s), longer than a demo waits",
 )];
 
+/// Called only when an earlier call is repeated, so a demo without faults may or may not
+/// call them (it depends on which EMR event the monitor sees first). Their scenarios first
+/// lose the answer of the call whose repeat calls them, so they are called every time.
+const ON_REPEAT: &[(&str, &str, &str)] = &[(
+    "GetPartition",
+    "BatchCreatePartition",
+    "the table builder reads a partition only when BatchCreatePartition says it exists, \
+         which a repeated ExtractionCompleted or a repeated request causes",
+)];
+
 async fn scenario(operation: &str, fault: Fault) {
     let proxy = FaultProxy::start(kit::moto()).await.expect("proxy");
     proxy.fault_next(operation, 1, fault);
+    if let Some((_, provoke, _)) = ON_REPEAT.iter().find(|(op, _, _)| *op == operation) {
+        proxy.fault_next(provoke, 1, Fault::LoseAnswer);
+    }
     let started = std::time::Instant::now();
     let report = common::demo_through(&proxy, 120).await;
     assert!(
@@ -176,17 +189,29 @@ async fn moto_the_faulted_operations_are_every_operation_called() {
     let proxy = FaultProxy::start(kit::moto()).await.expect("proxy");
     let report = common::demo_through(&proxy, 120).await;
     common::assert_converged(&report).await;
-    let called: Vec<String> = proxy.operations().into_iter().map(|(op, _)| op).collect();
+    let called: Vec<String> = proxy
+        .operations()
+        .into_iter()
+        .map(|(op, _)| op)
+        .filter(|op| !ON_REPEAT.iter().any(|(repeat, _, _)| repeat == op))
+        .collect();
     let mut expected: Vec<&str> = OPERATIONS
         .iter()
         .copied()
+        .filter(|op| !ON_REPEAT.iter().any(|(repeat, _, _)| repeat == op))
         .chain(SPARED.iter().map(|(op, _)| *op))
         .collect();
     expected.sort_unstable();
     assert_eq!(
         called, expected,
-        "add each new operation to OPERATIONS or SPARED"
+        "add each new operation to OPERATIONS, SPARED or ON_REPEAT"
     );
+    for (op, provoke, _) in ON_REPEAT {
+        assert!(
+            OPERATIONS.contains(op) && OPERATIONS.contains(provoke),
+            "{op}, {provoke}"
+        );
+    }
 }
 
 /// The actions each service role in `infra/template.yaml` allows (every `Allow` statement,
