@@ -272,6 +272,13 @@ pub enum LocalCommand {
         /// intradayctl].
         #[arg(long, value_name = "PATH")]
         extractor: Option<PathBuf>,
+        /// Start moto server with IAM enforced and run each service under a session of the
+        /// role the stack made for it (sts:AssumeRole), as in Lambda: a call its role does not
+        /// allow is refused. moto checks actions, not resources or conditions
+        /// (docs/moto-iam.md). With --endpoint-url, the server must have been started with
+        /// IAM enforced, and the environment's credentials must be allowed everything.
+        #[arg(long)]
+        enforce_iam: bool,
     },
 }
 

@@ -40,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
         timeout,
         lambda_dir,
         extractor,
+        enforce_iam,
     }) = &cli.command
     {
         return local::demo(local::DemoOptions {
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
             timeout: std::time::Duration::from_secs(*timeout),
             lambda_dir: lambda_dir.clone(),
             extractor: extractor.clone(),
+            enforce_iam: *enforce_iam,
         })
         .await;
     }

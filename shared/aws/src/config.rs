@@ -12,6 +12,8 @@ use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
 
+use crate::form_encoding::SpacesAsPlus;
+
 /// How to reach AWS: the AWS CLI's `--region`, `--profile` and `--endpoint-url`.
 #[derive(Debug, Clone, Default)]
 pub struct AwsSettings {
@@ -19,8 +21,8 @@ pub struct AwsSettings {
     pub profile: Option<String>,
     /// Overrides every service's endpoint; falls back to `AWS_ENDPOINT_URL`.
     pub endpoint_url: Option<String>,
-    /// Fixed credentials, for an emulator on loopback; otherwise the default chain.
-    pub static_credentials: Option<(String, String)>,
+    /// Fixed credentials (an emulator's, or a role session's); otherwise the default chain.
+    pub static_credentials: Option<Credentials>,
     pub timeouts: Timeouts,
     /// The SDK's adaptive retry mode with 5 attempts instead of standard with 3: for
     /// readers a person waits on (the CLI, the demo's observer), where a transient failure
@@ -72,6 +74,11 @@ impl Timeouts {
     }
 }
 
+/// Credentials that never change: an access key, or a role session's key and token.
+pub fn static_credentials(key: &str, secret: &str, session_token: Option<String>) -> Credentials {
+    Credentials::new(key, secret, session_token, None, "intraday-static")
+}
+
 impl AwsSettings {
     /// Settings for an emulator: the endpoint, a region and throwaway credentials.
     pub fn emulator(endpoint_url: impl Into<String>, region: impl Into<String>) -> Self {
@@ -79,7 +86,7 @@ impl AwsSettings {
             region: Some(region.into()),
             profile: None,
             endpoint_url: Some(endpoint_url.into()),
-            static_credentials: Some(("test".to_owned(), "test".to_owned())),
+            static_credentials: Some(static_credentials("test", "test", None)),
             timeouts: Timeouts::default(),
             adaptive_retries: false,
         }
@@ -106,14 +113,8 @@ impl AwsSettings {
         if let Some(profile) = &self.profile {
             loader = loader.profile_name(profile);
         }
-        if let Some((key, secret)) = &self.static_credentials {
-            loader = loader.credentials_provider(Credentials::new(
-                key,
-                secret,
-                None,
-                None,
-                "intraday-static",
-            ));
+        if let Some(credentials) = &self.static_credentials {
+            loader = loader.credentials_provider(credentials.clone());
         }
         let endpoint = self.effective_endpoint();
         if let Some(url) = &endpoint {
@@ -125,6 +126,7 @@ impl AwsSettings {
         Aws {
             sdk: loader.load().await,
             custom_endpoint: endpoint.is_some(),
+            emulator: endpoint.as_deref().is_some_and(is_loopback),
         }
     }
 }
@@ -134,6 +136,9 @@ impl AwsSettings {
 pub struct Aws {
     pub sdk: SdkConfig,
     custom_endpoint: bool,
+    /// The endpoint is on loopback: an emulator, whose quirks the query-protocol clients
+    /// work around (`form_encoding`).
+    emulator: bool,
 }
 
 impl Aws {
@@ -146,7 +151,11 @@ impl Aws {
     }
 
     pub fn sns(&self) -> aws_sdk_sns::Client {
-        aws_sdk_sns::Client::new(&self.sdk)
+        let mut config = aws_sdk_sns::config::Builder::from(&self.sdk);
+        if self.emulator {
+            config = config.interceptor(SpacesAsPlus);
+        }
+        aws_sdk_sns::Client::from_conf(config.build())
     }
 
     pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
@@ -184,11 +193,19 @@ impl Aws {
 
     #[cfg(feature = "stack")]
     pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
-        aws_sdk_cloudformation::Client::new(&self.sdk)
+        let mut config = aws_sdk_cloudformation::config::Builder::from(&self.sdk);
+        if self.emulator {
+            config = config.interceptor(SpacesAsPlus);
+        }
+        aws_sdk_cloudformation::Client::from_conf(config.build())
     }
 
     pub fn sts(&self) -> aws_sdk_sts::Client {
-        aws_sdk_sts::Client::new(&self.sdk)
+        let mut config = aws_sdk_sts::config::Builder::from(&self.sdk);
+        if self.emulator {
+            config = config.interceptor(SpacesAsPlus);
+        }
+        aws_sdk_sts::Client::from_conf(config.build())
     }
 
     /// Who the credentials belong to: `GetCallerIdentity`'s ARN. It needs no permission, even

@@ -19,6 +19,7 @@ mod bus;
 #[cfg(feature = "glue")]
 pub mod catalog;
 mod config;
+mod form_encoding;
 #[cfg(feature = "emr")]
 pub mod emr;
 mod error;
@@ -40,7 +41,8 @@ pub use catalog::{
     Catalog, Column, MAX_PARTITION_BATCH, PartitionFailure, PartitionInfo, PartitionReport,
     PartitionSpec, Storage, TableInfo, TableSpec, Upserted, ViewSpec,
 };
-pub use config::{Aws, AwsSettings, Timeouts, is_loopback};
+pub use aws_credential_types::Credentials;
+pub use config::{Aws, AwsSettings, Timeouts, is_loopback, static_credentials};
 #[cfg(feature = "emr")]
 pub use emr::{ClusterInfo, ClusterRequest, ClusterSummary, Emr, StepInfo};
 pub use error::{AwsError, causes};

@@ -31,8 +31,15 @@ pub fn moto() -> &'static str {
             wait_for(&endpoint);
             endpoint
         }
-        _ => start_moto(),
+        _ => start_moto(""),
     })
+}
+
+/// A moto server of this test's own that lets `free_requests` requests through and then
+/// checks every request against IAM (`INITIAL_NO_AUTH_ACTION_COUNT`). Never shared: the
+/// free requests are counted server-wide.
+pub fn moto_enforcing_iam(free_requests: u32) -> String {
+    start_moto(&format!("INITIAL_NO_AUTH_ACTION_COUNT={free_requests} "))
 }
 
 /// Clients for moto: its endpoint, the test region, throwaway credentials.
@@ -47,7 +54,8 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &id[..8])
 }
 
-fn start_moto() -> String {
+/// Starts moto server with `env` (`NAME=value `, or empty) before its command.
+fn start_moto(env: &str) -> String {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -65,7 +73,7 @@ fn start_moto() -> String {
         eprintln!("testkit: {warning}");
     }
     let script = format!(
-        "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+        "{env}'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
          while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
         binary.display(),
         parent = std::process::id()

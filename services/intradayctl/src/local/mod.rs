@@ -4,8 +4,10 @@
 //! loopback, runs every service's real handler on its queue with the local poller, stands in
 //! for EMR, and runs two scheduled-like runs end to end.
 
-mod moto;
+pub mod enforce;
+pub mod moto;
 mod packaged;
+pub mod roles;
 mod standin;
 
 use std::collections::BTreeMap;
@@ -37,6 +39,8 @@ pub struct DemoOptions {
     pub lambda_dir: Option<PathBuf>,
     /// The extractor the EMR stand-in runs; by default the one beside intradayctl.
     pub extractor: Option<PathBuf>,
+    /// moto server checks every request against IAM, and each service runs under its role.
+    pub enforce_iam: bool,
 }
 
 /// One run's outcome per collection, for the summary.
@@ -56,39 +60,39 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     // Progress goes to stderr: stdout holds only the result, so `-o json | jq` works.
     let say = |text: String| eprintln!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
 
-    let (_moto, endpoint) = match options.endpoint_url {
-        Some(url) => (None, url),
+    // Under --enforce-iam the demo deploys and seeds as a user allowed everything: one it
+    // makes with the free requests of the moto server it starts, or, on a server someone
+    // else started with IAM enforced, whoever the environment's credentials name.
+    let (_moto, endpoint, admin) = match options.endpoint_url {
+        Some(url) => (None, url, None),
         None => {
-            let moto = moto::start().await?;
+            let moto = moto::start(options.enforce_iam.then_some(enforce::FREE_REQUESTS)).await?;
             let endpoint = moto.endpoint.clone();
-            (Some(moto), endpoint)
+            let admin = match options.enforce_iam {
+                true => Some(enforce::admin(&endpoint, REGION).await?),
+                false => None,
+            };
+            (Some(moto), endpoint, admin)
         }
     };
     say(format!("moto server on {endpoint}"));
+    if options.enforce_iam {
+        say("moto server checks every request against IAM; the demo deploys and seeds as a user allowed everything".into());
+    }
     // The demo's own calls (deploying, seeding, watching) ride out a failed request as the
     // CLI does; the services get the SDK's standard retries, as in Lambda, and rely on their
     // queues to redeliver.
-    let aws = AwsSettings {
+    let mut own = AwsSettings {
         adaptive_retries: true,
         ..AwsSettings::emulator(&endpoint, REGION)
-    }
-    .load()
-    .await;
-    // One set of clients per service, each signing with its own access key id
-    // (`intraday-<service>`), as each function has its own role in AWS: whatever stands
-    // between them and the emulator (a fault proxy, IAM) can tell their requests apart.
-    let client_of = |service: &str| {
-        let mut settings = AwsSettings::emulator(&endpoint, REGION);
-        settings.static_credentials = Some((format!("intraday-{service}"), "test".to_owned()));
-        async move { settings.load().await }
     };
-    let (for_scheduler, for_launcher, for_monitor, for_tables, for_reaper) = tokio::join!(
-        client_of("scheduler"),
-        client_of("launcher"),
-        client_of("monitor"),
-        client_of("table-builder"),
-        client_of("reaper"),
-    );
+    own.static_credentials = match (&admin, options.enforce_iam) {
+        (Some(admin), _) => Some(admin.clone()),
+        // The caller's own, from the environment: moto knows no `test` key when it enforces.
+        (None, true) => None,
+        (None, false) => own.static_credentials,
+    };
+    let aws = own.load().await;
 
     // The stack, from the template, with names of its own.
     let prefix = format!(
@@ -130,6 +134,14 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
             ));
             bucket
         }
+        // The roles exist only with the functions; under --enforce-iam the services run
+        // under them, so the functions are made too, from code no one runs (the queues are
+        // not mapped to them: ProcessQueues=false).
+        None if options.enforce_iam => {
+            let bucket = format!("{prefix}-code");
+            packaged::upload_unrun(&aws, &bucket, REGION).await?;
+            bucket
+        }
         None => String::new(),
     };
     let deployed = Stacks::new(aws.cloudformation())
@@ -166,6 +178,37 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         "stack {prefix} deployed from infra/template.yaml ({})",
         deployed.status
     ));
+
+    // One set of clients per service. Under --enforce-iam each signs with a session of the
+    // role the stack made for it; otherwise with its own access key id (`intraday-<service>`),
+    // so whatever stands between them and the emulator (a fault proxy) can tell them apart.
+    let sessions = match options.enforce_iam {
+        true => {
+            let sessions =
+                enforce::assume_service_roles(&aws, template, |s| format!("{prefix}-{s}-role"))
+                    .await?;
+            say(format!(
+                "each service runs under a session of its own role ({} roles assumed)",
+                sessions.len()
+            ));
+            sessions
+        }
+        false => BTreeMap::new(),
+    };
+    let client_of = |service: &'static str| {
+        let mut settings = AwsSettings::emulator(&endpoint, REGION);
+        settings.static_credentials = Some(sessions.get(service).cloned().unwrap_or_else(|| {
+            intraday_aws::static_credentials(&format!("intraday-{service}"), "test", None)
+        }));
+        async move { settings.load().await }
+    };
+    let (for_scheduler, for_launcher, for_monitor, for_tables, for_reaper) = tokio::join!(
+        client_of("scheduler"),
+        client_of("launcher"),
+        client_of("monitor"),
+        client_of("table-builder"),
+        client_of("reaper"),
+    );
 
     // What the emulator skips from the template, and the data HBase would hold.
     let secrets = Secrets::new(aws.secrets());
@@ -265,6 +308,11 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         region: REGION.into(),
         workdir: workdir.clone(),
         runs_suffix: format!("-{demo_id}"),
+        credentials: match (&admin, options.enforce_iam) {
+            (Some(admin), _) => Some(admin.clone()),
+            (None, true) => None,
+            (None, false) => Some(intraday_aws::static_credentials("test", "test", None)),
+        },
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);

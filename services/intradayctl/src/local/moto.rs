@@ -13,7 +13,9 @@ pub struct Moto {
     _child: Child,
 }
 
-pub async fn start() -> Result<Moto, CtlError> {
+/// Starts moto server. With `free_requests`, it lets that many requests through and then
+/// checks every request against IAM (`INITIAL_NO_AUTH_ACTION_COUNT`).
+pub async fn start(free_requests: Option<u32>) -> Result<Moto, CtlError> {
     // The pinned moto first (ci/setup.sh installs it), whatever else is on PATH.
     let binary = intraday_testkit::tools::moto_server().ok_or_else(|| {
         CtlError::Other("moto_server was not found: run ci/setup.sh (it installs moto server), or pass --endpoint-url of one you started".into())
@@ -25,7 +27,11 @@ pub async fn start() -> Result<Moto, CtlError> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| CtlError::Other(format!("no free loopback port: {e}")))?;
-    let child = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    if let Some(free) = free_requests {
+        command.env("INITIAL_NO_AUTH_ACTION_COUNT", free.to_string());
+    }
+    let child = command
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

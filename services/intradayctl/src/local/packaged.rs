@@ -63,6 +63,28 @@ pub async fn upload(aws: &Aws, bucket: &str, region: &str, dir: &Path) -> Result
     Ok(())
 }
 
+/// The smallest valid zip (an empty archive: its end-of-central-directory record alone).
+const EMPTY_ZIP: [u8; 22] = [
+    0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/// Creates the code bucket with an empty zip per function: for functions that must exist
+/// (their roles come with them) but that nothing invokes.
+pub async fn upload_unrun(aws: &Aws, bucket: &str, region: &str) -> Result<(), CtlError> {
+    super::create_bucket(aws, bucket, region, "the code bucket").await?;
+    for (service, _, _) in SERVICES {
+        aws.s3()
+            .put_object()
+            .bucket(bucket)
+            .key(format!("{CODE_PREFIX}{service}.zip"))
+            .body(EMPTY_ZIP.to_vec().into())
+            .send()
+            .await
+            .map_err(|e| CtlError::Other(format!("uploading {service}.zip: {e}")))?;
+    }
+    Ok(())
+}
+
 /// One running function with its queue in front.
 struct Running {
     service: &'static str,

@@ -31,6 +31,9 @@ pub struct StandIn {
     /// The end of this demo's run ids: clusters of other runs (another demo on the same moto
     /// server) are not this stand-in's to run.
     pub runs_suffix: String,
+    /// What the step runs with (on EMR, the nodes' instance profile); `None` passes on this
+    /// process's environment.
+    pub credentials: Option<intraday_aws::Credentials>,
 }
 
 /// What the stand-in made of a cluster it listed.
@@ -174,11 +177,18 @@ impl StandIn {
             "--region".into(),
             self.region.clone(),
         ]);
-        let out = tokio::process::Command::new(&self.extractor)
-            .args(&args)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
+        let mut command = tokio::process::Command::new(&self.extractor);
+        command.args(&args).env("AWS_EC2_METADATA_DISABLED", "true");
+        if let Some(credentials) = &self.credentials {
+            command
+                .env("AWS_ACCESS_KEY_ID", credentials.access_key_id())
+                .env("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key())
+                .env_remove("AWS_SESSION_TOKEN");
+            if let Some(token) = credentials.session_token() {
+                command.env("AWS_SESSION_TOKEN", token);
+            }
+        }
+        let out = command
             .env("RUST_LOG", "warn")
             .output()
             .await

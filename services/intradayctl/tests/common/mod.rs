@@ -21,6 +21,16 @@ pub fn run_demo(intradayctl: &Path, args: &[&str]) -> serde_json::Value {
 
 /// The same against `endpoint` (a fault proxy in front of moto).
 pub fn run_demo_at(intradayctl: &Path, endpoint: &str, args: &[&str]) -> serde_json::Value {
+    run_demo_as(intradayctl, endpoint, args, ("test", "test"))
+}
+
+/// The same with the access key `(id, secret)` in the environment.
+pub fn run_demo_as(
+    intradayctl: &Path,
+    endpoint: &str,
+    args: &[&str],
+    (key, secret): (&str, &str),
+) -> serde_json::Value {
     let out = Command::new(intradayctl)
         .args([
             "--output",
@@ -31,8 +41,9 @@ pub fn run_demo_at(intradayctl: &Path, endpoint: &str, args: &[&str]) -> serde_j
             "demo",
         ])
         .args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env_remove("AWS_SESSION_TOKEN")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("RUST_LOG", "warn")
         .output()
