@@ -6,7 +6,7 @@
 //!
 //! moto checks actions only: every non-S3 request against the resource `*`, conditions not at
 //! all (docs/moto-iam.md). Resources and conditions are checked against the template by
-//! `shared/aws/tests/template_conditions.rs`.
+//! `services/intradayctl/tests/template_conditions.rs`.
 
 mod common;
 
@@ -180,7 +180,11 @@ async fn roles_are_refused_what_they_are_not_granted(aws: &intraday_aws::Aws, st
         .send()
         .await
         .expect_err("the scheduler may not list clusters");
-    assert!(code(&refused).contains("AccessDenied"), "{}", code(&refused));
+    assert!(
+        code(&refused).contains("AccessDenied"),
+        "{}",
+        code(&refused)
+    );
     let refused = scheduler
         .s3()
         .put_object()
@@ -190,7 +194,11 @@ async fn roles_are_refused_what_they_are_not_granted(aws: &intraday_aws::Aws, st
         .send()
         .await
         .expect_err("the scheduler may not write the output bucket");
-    assert!(code(&refused).contains("AccessDenied"), "{}", code(&refused));
+    assert!(
+        code(&refused).contains("AccessDenied"),
+        "{}",
+        code(&refused)
+    );
 
     let launcher = as_service("launcher").await;
     launcher
@@ -206,5 +214,9 @@ async fn roles_are_refused_what_they_are_not_granted(aws: &intraday_aws::Aws, st
         .send()
         .await
         .expect_err("the table builder may not list clusters");
-    assert!(code(&refused).contains("AccessDenied"), "{}", code(&refused));
+    assert!(
+        code(&refused).contains("AccessDenied"),
+        "{}",
+        code(&refused)
+    );
 }

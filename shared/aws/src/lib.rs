@@ -19,10 +19,10 @@ mod bus;
 #[cfg(feature = "glue")]
 pub mod catalog;
 mod config;
-mod form_encoding;
 #[cfg(feature = "emr")]
 pub mod emr;
 mod error;
+mod form_encoding;
 #[cfg(feature = "lambda")]
 pub mod functions;
 pub mod jobs;
@@ -34,6 +34,7 @@ mod secrets;
 mod stack;
 
 pub use alerts::Alerts;
+pub use aws_credential_types::Credentials;
 #[cfg(feature = "bus")]
 pub use bus::Bus;
 #[cfg(feature = "glue")]
@@ -41,7 +42,6 @@ pub use catalog::{
     Catalog, Column, MAX_PARTITION_BATCH, PartitionFailure, PartitionInfo, PartitionReport,
     PartitionSpec, Storage, TableInfo, TableSpec, Upserted, ViewSpec,
 };
-pub use aws_credential_types::Credentials;
 pub use config::{Aws, AwsSettings, Timeouts, is_loopback, static_credentials};
 #[cfg(feature = "emr")]
 pub use emr::{ClusterInfo, ClusterRequest, ClusterSummary, Emr, StepInfo};

@@ -4,7 +4,7 @@
 //! moto 5.2.5 checks a non-S3 request against the resource `*` and treats a statement whose
 //! condition it cannot evaluate as a deny (docs/moto-iam.md). So for moto each statement keeps
 //! its actions, its resource becomes `*` and its condition is dropped: moto then proves the
-//! actions, and `shared/aws/tests/template_conditions.rs` checks the resources and
+//! actions, and `services/intradayctl/tests/template_conditions.rs` checks the resources and
 //! conditions against what the code sends.
 
 use std::collections::{BTreeMap, BTreeSet};
