@@ -214,11 +214,13 @@ async fn moto_the_faulted_operations_are_every_operation_called() {
     }
 }
 
-/// The actions each service role in `infra/template.yaml` allows (every `Allow` statement,
-/// both branches of an `!If`), by the access key the demo gives that service.
+/// The actions each service role in `infra/template.yaml` allows (every `Allow` statement of
+/// its own policies and of the policies attached to it, whatever their conditions; both
+/// branches of an `!If`), by the access key the demo gives that service.
 fn granted_by_role() -> BTreeMap<String, BTreeSet<String>> {
     let template: serde_yaml::Value =
         serde_yaml::from_str(include_str!("../../../infra/template.yaml")).expect("template YAML");
+    let resources = template["Resources"].as_mapping().expect("resources");
     let mut granted = BTreeMap::new();
     for (role, service) in [
         ("SchedulerRole", "scheduler"),
@@ -228,10 +230,20 @@ fn granted_by_role() -> BTreeMap<String, BTreeSet<String>> {
         ("ReaperRole", "reaper"),
     ] {
         let mut actions = BTreeSet::new();
-        let policies = template["Resources"][role]["Properties"]["Policies"]
+        let own = template["Resources"][role]["Properties"]["Policies"]
             .as_sequence()
             .unwrap_or_else(|| panic!("{role} has policies"));
-        for policy in policies {
+        // The grants made only under a condition are policies of their own, attached to the
+        // role by `Roles: [!Ref <role>]` (or a role policy's `RoleName: !Ref <role>`).
+        let attached = resources
+            .values()
+            .filter(|r| {
+                (r["Type"] == "AWS::IAM::Policy" && names_role(&r["Properties"]["Roles"], role))
+                    || (r["Type"] == "AWS::IAM::RolePolicy"
+                        && names_role(&r["Properties"]["RoleName"], role))
+            })
+            .map(|r| &r["Properties"]);
+        for policy in own.iter().chain(attached) {
             for statement in policy["PolicyDocument"]["Statement"]
                 .as_sequence()
                 .expect("statements")
@@ -242,6 +254,17 @@ fn granted_by_role() -> BTreeMap<String, BTreeSet<String>> {
         granted.insert(format!("intraday-{service}"), actions);
     }
     granted
+}
+
+/// Whether `value` (a policy's `Roles` list or a role policy's `RoleName`) is or holds
+/// `!Ref role`.
+fn names_role(value: &serde_yaml::Value, role: &str) -> bool {
+    use serde_yaml::Value;
+    match value {
+        Value::Sequence(items) => items.iter().any(|item| names_role(item, role)),
+        Value::Tagged(tagged) => tagged.tag == "Ref" && tagged.value == role,
+        _ => false,
+    }
 }
 
 /// A statement's allowed actions; an `!If [condition, statement, !Ref AWS::NoValue]` gives
