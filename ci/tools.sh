@@ -5,7 +5,7 @@
 # element, which the Rust SDK (rightly) rejects (getmoto/moto#10055).
 
 MOTO_VERSION="5.2.5"
-CFN_LINT_VERSION="1.51.0"
+CFN_LINT_VERSION="1.58.0"
 # The AWS CLI runs infra/emr/bootstrap.sh's tests against moto, as EMR's nodes run it.
 AWSCLI_VERSION="1.46.3"
 INTRADAY_TOOLS_DIR="${INTRADAY_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/intraday/tools}"
@@ -76,4 +76,26 @@ PY
     echo "ci: Spark needs Java 17 (Debian: apt-get install openjdk-17-jre-headless)" >&2
     exit 1
   }
+}
+
+# checkov, for ci/lint.sh's policy checks of infra/template.yaml. It pins exact versions of
+# many libraries (boto3 among them) that would fight moto's, so it has a virtualenv of its
+# own and is not put on PATH: call "$INTRADAY_CHECKOV_DIR/bin/checkov".
+CHECKOV_VERSION="3.3.30"
+INTRADAY_CHECKOV_DIR="${INTRADAY_CHECKOV_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/intraday/checkov}"
+
+intraday_checkov_tools() {
+  if ! "$INTRADAY_CHECKOV_DIR/bin/python" - "$CHECKOV_VERSION" <<'PY' 2>/dev/null; then
+import sys
+from importlib.metadata import version
+sys.exit(0 if version("checkov") == sys.argv[1] else 1)
+PY
+    echo "ci: installing checkov==$CHECKOV_VERSION into $INTRADAY_CHECKOV_DIR" >&2
+    python3 -m venv "$INTRADAY_CHECKOV_DIR" &&
+      "$INTRADAY_CHECKOV_DIR/bin/pip" install --quiet --disable-pip-version-check \
+        "checkov==$CHECKOV_VERSION" || {
+      echo "ci: pip could not install checkov; check access to PyPI" >&2
+      exit 1
+    }
+  fi
 }

@@ -175,7 +175,8 @@ mod tests {
                 "{service}: {actions:?}"
             );
         }
-        // Statements under `!If` count: the launcher's PassRole sits in one.
+        // Policies attached to a role count: the launcher's PassRole is one of its own
+        // (made only when an EMR role is given).
         assert!(allowed["launcher"].contains("iam:PassRole"));
     }
 
