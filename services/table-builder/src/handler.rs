@@ -14,7 +14,7 @@ use intraday_events::{
     Alert, AlertDetail, ExtractionCompleted, Inbound, MESSAGE_VERSION, Message as Event,
     NotificationType, Severity,
 };
-use intraday_runtime::{HandlerError, HandlerFuture, Message};
+use intraday_runtime::{HandlerError, HandlerFuture, Message, MetricsSink, RunOutcome};
 
 use crate::TableBuilderError;
 use crate::tables::{self, CollectionTables};
@@ -32,6 +32,8 @@ pub struct Ctx {
     pub store: JobStore,
     pub catalog: Catalog,
     pub alerts: Alerts,
+    /// Where each finished collection's run metrics go (stdout in Lambda).
+    pub metrics: MetricsSink,
 }
 
 /// What one delivery did; tests read it, the handler logs it.
@@ -178,11 +180,14 @@ pub async fn complete(
         }
     }
     match ctx.store.transact(ops, None).await {
-        Ok(()) => Ok(Completed::Now {
-            collections: pending.len(),
-            partitions,
-            locks_released,
-        }),
+        Ok(()) => {
+            finished_metrics(event, &pending, &refused, ctx.metrics);
+            Ok(Completed::Now {
+                collections: pending.len(),
+                partitions,
+                locks_released,
+            })
+        }
         Err(AwsError::TransactionCancelled { reasons }) => {
             // Completed by a concurrent delivery in between: that is the outcome we wanted.
             let now = run_items(event, ctx).await?;
@@ -376,4 +381,32 @@ async fn register(
         }
     }
     Ok(partitions)
+}
+
+/// Once per collection this delivery finished (a redelivery finishes none, so counts once).
+fn finished_metrics(
+    event: &ExtractionCompleted,
+    pending: &[&JobRecord],
+    refused: &[(Collection, String, String)],
+    metrics: MetricsSink,
+) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    for job in pending {
+        let name = job.collection.name();
+        if refused.iter().any(|r| r.0 == job.collection) {
+            metrics.run_finished(&name, RunOutcome::Failed, 0, None);
+            continue;
+        }
+        let records = event
+            .collections
+            .iter()
+            .find(|c| c.collection == job.collection)
+            .map_or(0, |c| c.records);
+        let extraction = job
+            .emr_ready_time
+            .map(|ready| std::time::Duration::from_millis(now_ms.saturating_sub(ready)));
+        metrics.run_finished(&name, RunOutcome::Completed, records, extraction);
+    }
 }

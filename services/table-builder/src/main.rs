@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use intraday_aws::{Alerts, AwsSettings, Catalog, JobStore};
-use intraday_runtime::{init_logging, serve};
+use intraday_runtime::{MetricsSink, init_logging, serve};
 use intraday_table_builder::{Ctx, TableBuilderError, config::Config, handler};
 
 async fn context() -> Result<Ctx, TableBuilderError> {
@@ -11,6 +11,8 @@ async fn context() -> Result<Ctx, TableBuilderError> {
         store: JobStore::new(aws.dynamodb(), config.job_table),
         catalog: Catalog::new(aws.glue()),
         alerts: Alerts::new(aws.sns(), config.alerts_topic_arn),
+        // In Lambda, stdout reaches CloudWatch Logs, which turns EMF lines into metrics.
+        metrics: MetricsSink::Stdout,
     })
 }
 

@@ -87,6 +87,7 @@ async fn setup(format: OutputFormat, backfill: bool, status: JobStatus) -> Setup
         store,
         catalog: Catalog::new(aws.glue()),
         alerts: Alerts::new(aws.sns(), topic),
+        metrics: intraday_runtime::MetricsSink::Discard,
     };
     Setup {
         aws,

@@ -23,7 +23,7 @@ use std::pin::Pin;
 pub use batch::{Disposition, retry_delay};
 pub use lambda::{Visibility, batch_response, run_lambda, serve};
 pub use poller::Poller;
-pub use telemetry::{MetricsSink, Telemetry, init_logging, init_logging_at};
+pub use telemetry::{MetricsSink, RunOutcome, Telemetry, init_logging, init_logging_at};
 
 use intraday_aws::AwsError;
 use intraday_events::EventError;

@@ -286,6 +286,8 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         store: store(&for_tables),
         catalog: Catalog::new(for_tables.glue()),
         alerts: alerts(&for_tables),
+        // stdout holds the demo's report.
+        metrics: MetricsSink::Discard,
     };
     let reaper = intraday_reaper::Ctx {
         emr: Emr::new(for_reaper.emr()),
