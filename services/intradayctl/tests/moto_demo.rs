@@ -200,6 +200,38 @@ async fn roles_are_refused_what_they_are_not_granted(aws: &intraday_aws::Aws, st
         code(&refused)
     );
 
+    // The EMR nodes' role, under which the demo's extractor ran: output, not the job table.
+    let template =
+        intradayctl::local::roles::template(include_str!("../../../infra/template.yaml"))
+            .expect("template");
+    let nodes = enforce::assume(
+        aws,
+        &template,
+        "EmrInstanceRole",
+        &format!("{stack}-emr-nodes-role"),
+        "emr-nodes",
+    )
+    .await
+    .expect("the nodes' session");
+    let nodes = AwsSettings {
+        static_credentials: Some(nodes),
+        ..AwsSettings::emulator(aws.sdk.endpoint_url().expect("endpoint"), kit::REGION)
+    }
+    .load()
+    .await;
+    let refused = nodes
+        .dynamodb()
+        .describe_table()
+        .table_name(format!("{stack}-jobs"))
+        .send()
+        .await
+        .expect_err("the nodes may not read the job table");
+    assert!(
+        code(&refused).contains("AccessDenied"),
+        "{}",
+        code(&refused)
+    );
+
     let launcher = as_service("launcher").await;
     launcher
         .emr()

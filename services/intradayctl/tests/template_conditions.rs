@@ -38,7 +38,40 @@ const REVIEWED: &[(&str, &str, &str, &str)] = &[
         "StringLike",
         "s3:prefix",
     ),
+    (
+        "EmrServiceRole",
+        "PassNodesRole",
+        "StringEquals",
+        "iam:PassedToService",
+    ),
+    (
+        "EmrServiceRole",
+        "DiskKeyGrantsForEc2",
+        "Bool",
+        "kms:GrantIsForAWSResource",
+    ),
+    ("EmrInstanceRole", "ListOutput", "StringLike", "s3:prefix"),
+    (
+        "EmrInstanceRole",
+        "OutputKeyThroughS3",
+        "StringEquals",
+        "kms:ViaService",
+    ),
+    (
+        "EmrInstanceRole",
+        "DecryptDataKeys",
+        "StringEquals",
+        "kms:EncryptionContext:keyEncryptionKeyId",
+    ),
 ];
+
+/// The roles whose conditions are reviewed: the services' and the EMR clusters'.
+fn roles_reviewed() -> impl Iterator<Item = &'static str> {
+    SERVICE_ROLES
+        .iter()
+        .map(|(role, _)| *role)
+        .chain(["EmrServiceRole", "EmrInstanceRole"])
+}
 
 /// The value of condition `operator`/`key` of the statement `sid` in `role`.
 fn condition(template: &Value, role: &str, sid: &str, operator: &str, key: &str) -> Value {
@@ -90,7 +123,7 @@ fn like(pattern: &str, text: &str) -> bool {
 fn every_condition_on_a_service_role_is_reviewed() {
     let template = template();
     let mut found = Vec::new();
-    for (role, _) in SERVICE_ROLES {
+    for role in roles_reviewed() {
         for statement in roles::policies(&template, role)
             .iter()
             .flat_map(|p| p.statements.iter())
@@ -194,6 +227,80 @@ fn the_reaper_lists_only_replica_metadata() {
     ] {
         assert!(!like(pattern, table), "{pattern} allows {table}");
     }
+}
+
+/// The nodes list only the output prefixes the extractor writes (scheduled runs under data/,
+/// backfills under backfill/: the scheduler refuses others).
+#[test]
+fn the_nodes_list_only_the_output_prefixes() {
+    let patterns = strings(&condition(
+        &template(),
+        "EmrInstanceRole",
+        "ListOutput",
+        "StringLike",
+        "s3:prefix",
+    ));
+    for listed in [
+        "data/core_claimant/run=20240311-1030/part-",
+        "backfill/core_claimant/run=20240311-1030/part-",
+    ] {
+        assert!(
+            patterns.iter().any(|p| like(p, listed)),
+            "{patterns:?} refuse {listed}"
+        );
+    }
+    assert!(!patterns.iter().any(|p| like(p, "other/x")), "{patterns:?}");
+}
+
+/// The nodes decrypt a data key only with the context the extractor sends, whose value is the
+/// key the record names.
+#[test]
+fn the_nodes_decrypt_data_keys_only_with_the_extractors_context() {
+    let key = format!(
+        "kms:EncryptionContext:{}",
+        intraday_extractor::kms::CONTEXT_KEY
+    );
+    let value = condition(
+        &template(),
+        "EmrInstanceRole",
+        "DecryptDataKeys",
+        "StringEquals",
+        &key,
+    );
+    assert!(
+        matches!(&value, Value::Tagged(t) if t.value.as_str() == Some("DataKeysKmsKeyArn")),
+        "{value:?}"
+    );
+}
+
+/// EMR passes the nodes' role to EC2 only, and creates disk-key grants only for AWS resources.
+#[test]
+fn the_service_role_passes_the_nodes_role_only_to_ec2() {
+    let template = template();
+    let services = condition(
+        &template,
+        "EmrServiceRole",
+        "PassNodesRole",
+        "StringEquals",
+        "iam:PassedToService",
+    );
+    assert_eq!(strings(&services), ["ec2.amazonaws.com"]);
+    let for_resources = condition(
+        &template,
+        "EmrServiceRole",
+        "DiskKeyGrantsForEc2",
+        "Bool",
+        "kms:GrantIsForAWSResource",
+    );
+    assert_eq!(strings(&for_resources), ["true"]);
+    let via = condition(
+        &template,
+        "EmrInstanceRole",
+        "OutputKeyThroughS3",
+        "StringEquals",
+        "kms:ViaService",
+    );
+    assert_eq!(strings(&via), ["s3.${AWS::Region}.amazonaws.com"]);
 }
 
 #[test]

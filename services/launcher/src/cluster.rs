@@ -17,6 +17,11 @@ use crate::LaunchError;
 pub const DEFAULT_TEMPLATE: &str = include_str!("../../../infra/emr/cluster.json");
 
 pub use intraday_aws::emr::{TAG_CORRELATION_ID, TAG_MANAGED_BY};
+/// AmazonEMRServicePolicy_v2 acts only on resources carrying this tag; EMR passes a cluster's
+/// tags on to what it creates for it.
+/// https://docs.aws.amazon.com/emr/latest/ManagementGuide/emr-iam-role.html
+pub const TAG_EMR_MANAGED_POLICIES: (&str, &str) =
+    ("for-use-with-amazon-emr-managed-policies", "true");
 pub const STEP_NAME: &str = "intraday-extract";
 pub const BOOTSTRAP_NAME: &str = "intraday-node-setup";
 /// EMR's limit on the total length of a step's `HadoopJarStep` strings.
@@ -266,7 +271,7 @@ impl ClusterTemplate {
             ));
         }
         for (k, v) in &self.tags {
-            if k == TAG_CORRELATION_ID || k == TAG_MANAGED_BY.0 {
+            if k == TAG_CORRELATION_ID || k == TAG_MANAGED_BY.0 || k == TAG_EMR_MANAGED_POLICIES.0 {
                 return Err(bad("tags", format!("`{k}` is set by the launcher itself")));
             }
             if k.is_empty() || k.len() > 128 || v.len() > 256 {
@@ -274,6 +279,27 @@ impl ClusterTemplate {
                     "tags",
                     format!("tag `{k}`: keys take 1 to 128 characters, values up to 256"),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The nodes may read only under the stack's artifacts prefix: a bootstrap script or an
+    /// extractor elsewhere would fail on every node, after the cluster started.
+    pub fn check_artifacts_under(&self, artifacts: &str) -> Result<(), LaunchError> {
+        for (key, value) in [
+            ("bootstrap_script", &self.bootstrap_script),
+            ("extractor_install_from", &self.extractor_install_from),
+        ] {
+            if let Some(uri) = value.as_deref().filter(|u| !u.starts_with(artifacts)) {
+                return Err(LaunchError::InvalidSetting {
+                    key: key.to_owned(),
+                    source_name: "INTRADAY_EMR_PARAMS (the stack's EmrParams)".to_owned(),
+                    reason: format!(
+                        "{uri} is outside {artifacts} (the stack's EmrArtifactsS3Uri), the only \
+                         place the nodes may read; upload it there"
+                    ),
+                });
             }
         }
         Ok(())
@@ -519,6 +545,10 @@ impl ClusterTemplate {
             .collect();
         let mut tags = self.tags.clone();
         tags.insert(TAG_MANAGED_BY.0.into(), TAG_MANAGED_BY.1.into());
+        tags.insert(
+            TAG_EMR_MANAGED_POLICIES.0.into(),
+            TAG_EMR_MANAGED_POLICIES.1.into(),
+        );
         ClusterRequest {
             name: self.name.clone(),
             release_label: self.release_label.clone(),
@@ -623,11 +653,14 @@ mod tests {
             request.security_groups.service_access.as_deref(),
             Some("sg-0a1b2c3d4e5f60003")
         );
+        // The stack sets these (config::cluster_template), not the environment's file.
+        assert_eq!(request.security_configuration, None);
+        assert_eq!(request.log_uri, None);
+        assert_eq!(request.service_role, None);
         assert_eq!(
-            request.security_configuration.as_deref(),
-            Some("intraday-emr")
+            request.tags["for-use-with-amazon-emr-managed-policies"],
+            "true"
         );
-        assert!(request.log_uri.is_some());
         let setup = &request.bootstrap_actions[0];
         assert_eq!(setup.name, BOOTSTRAP_NAME);
         assert_eq!(

@@ -59,8 +59,7 @@ async fn moto_the_deployed_launcher_starts_a_cluster_with_every_production_setti
 
     let params = production_params();
     let root = "s3://ingest-hbase-prod/hbase";
-    let service_role = "arn:aws:iam::123456789012:role/intraday-emr-service";
-    let profile = "arn:aws:iam::123456789012:instance-profile/intraday-emr-nodes";
+    let logs = "s3://intraday-logs-123456789012-eu-west-2/emr/";
     let deployed = Stacks::new(aws.cloudformation())
         .create(
             &prefix,
@@ -75,11 +74,10 @@ async fn moto_the_deployed_launcher_starts_a_cluster_with_every_production_setti
                 ("CodeBucket", &code),
                 ("ProcessQueues", "false"),
                 ("EmrParams", &params),
-                ("EmrServiceRoleArn", service_role),
-                ("EmrInstanceProfileArn", profile),
+                ("EmrLogUri", logs),
                 (
-                    "EmrInstanceRoleArn",
-                    "arn:aws:iam::123456789012:role/intraday-emr-nodes",
+                    "EmrArtifactsS3Uri",
+                    "s3://intraday-artifacts-123456789012-eu-west-2/emr/",
                 ),
             ],
             Duration::from_secs(60),
@@ -162,15 +160,22 @@ async fn moto_the_deployed_launcher_starts_a_cluster_with_every_production_setti
         .expect("cluster");
     assert_eq!(cluster.release_label(), Some("emr-7.12.0"));
     assert_eq!(cluster.custom_ami_id(), Some("ami-0a1b2c3d4e5f60719"));
-    assert_eq!(cluster.security_configuration(), Some("intraday-emr"));
+    // The roles, profile and security configuration the stack made, and its log prefix.
     assert_eq!(
-        cluster.log_uri(),
-        Some("s3://intraday-logs-123456789012-eu-west-2/emr/")
+        cluster.security_configuration(),
+        Some(deployed.outputs["EmrSecurityConfigurationName"].as_str())
     );
-    assert_eq!(cluster.service_role(), Some(service_role));
+    assert_eq!(cluster.log_uri(), Some(logs));
+    assert_eq!(
+        cluster.service_role(),
+        Some(deployed.outputs["EmrServiceRoleName"].as_str())
+    );
     let ec2 = cluster.ec2_instance_attributes().expect("EC2 attributes");
     assert_eq!(ec2.ec2_subnet_id(), Some("subnet-0a1b2c3d4e5f60718"));
-    assert_eq!(ec2.iam_instance_profile(), Some(profile));
+    assert_eq!(
+        ec2.iam_instance_profile(),
+        Some(deployed.outputs["EmrInstanceProfileName"].as_str())
+    );
     assert_eq!(
         ec2.emr_managed_master_security_group(),
         Some("sg-0a1b2c3d4e5f60001")
@@ -194,6 +199,7 @@ async fn moto_the_deployed_launcher_starts_a_cluster_with_every_production_setti
         .collect();
     assert_eq!(tags[TAG_CORRELATION_ID], run.as_str());
     assert_eq!(tags["Environment"], "production");
+    assert_eq!(tags["for-use-with-amazon-emr-managed-policies"], "true");
     let site = cluster
         .configurations()
         .iter()

@@ -74,6 +74,23 @@ pub async fn assume_service_roles(
     role_name: impl Fn(&str) -> String,
 ) -> Result<BTreeMap<&'static str, Credentials>, CtlError> {
     let template = roles::template(template_text).map_err(CtlError::Other)?;
+    let mut sessions = BTreeMap::new();
+    for (logical, service) in roles::SERVICE_ROLES {
+        let session = assume(aws, &template, logical, &role_name(service), service).await?;
+        sessions.insert(service, session);
+    }
+    Ok(sessions)
+}
+
+/// A session of the role the template calls `logical` (named `name` in IAM), after making
+/// it trust the caller and putting its policies again in the form moto evaluates.
+pub async fn assume(
+    aws: &Aws,
+    template: &serde_yaml::Value,
+    logical: &str,
+    name: &str,
+    session: &str,
+) -> Result<Credentials, CtlError> {
     let iam = aws_sdk_iam::Client::new(&aws.sdk);
     let me = aws
         .caller_arn()
@@ -81,50 +98,42 @@ pub async fn assume_service_roles(
         .map_err(|e| sdk_failed("GetCallerIdentity", e))?;
     let trust = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"AWS": me}, "Action": "sts:AssumeRole"}]});
-    let mut sessions = BTreeMap::new();
-    for (logical, service) in roles::SERVICE_ROLES {
-        let name = role_name(service);
-        iam.update_assume_role_policy()
-            .role_name(&name)
-            .policy_document(trust.to_string())
+    iam.update_assume_role_policy()
+        .role_name(name)
+        .policy_document(trust.to_string())
+        .send()
+        .await
+        .map_err(|e| sdk_failed(&format!("UpdateAssumeRolePolicy on {name}"), e))?;
+    for policy in roles::policies(template, logical) {
+        iam.put_role_policy()
+            .role_name(name)
+            .policy_name(&policy.name)
+            .policy_document(roles::for_moto(&policy).to_string())
             .send()
             .await
-            .map_err(|e| sdk_failed(&format!("UpdateAssumeRolePolicy on {name}"), e))?;
-        for policy in roles::policies(&template, logical) {
-            iam.put_role_policy()
-                .role_name(&name)
-                .policy_name(&policy.name)
-                .policy_document(roles::for_moto(&policy).to_string())
-                .send()
-                .await
-                .map_err(|e| sdk_failed(&format!("PutRolePolicy {} on {name}", policy.name), e))?;
-        }
-        let role = iam
-            .get_role()
-            .role_name(&name)
-            .send()
-            .await
-            .map_err(|e| sdk_failed(&format!("GetRole {name}"), e))?;
-        let arn = role.role().map(|r| r.arn().to_owned()).unwrap_or_default();
-        let assumed = aws
-            .sts()
-            .assume_role()
-            .role_arn(&arn)
-            .role_session_name(format!("intraday-{service}"))
-            .send()
-            .await
-            .map_err(|e| sdk_failed(&format!("AssumeRole {arn}"), e))?;
-        let c = assumed
-            .credentials()
-            .ok_or_else(|| failed(&format!("AssumeRole {arn}"), "no credentials in the answer"))?;
-        sessions.insert(
-            service,
-            static_credentials(
-                c.access_key_id(),
-                c.secret_access_key(),
-                Some(c.session_token().to_owned()),
-            ),
-        );
+            .map_err(|e| sdk_failed(&format!("PutRolePolicy {} on {name}", policy.name), e))?;
     }
-    Ok(sessions)
+    let role = iam
+        .get_role()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| sdk_failed(&format!("GetRole {name}"), e))?;
+    let arn = role.role().map(|r| r.arn().to_owned()).unwrap_or_default();
+    let assumed = aws
+        .sts()
+        .assume_role()
+        .role_arn(&arn)
+        .role_session_name(format!("intraday-{session}"))
+        .send()
+        .await
+        .map_err(|e| sdk_failed(&format!("AssumeRole {arn}"), e))?;
+    let c = assumed
+        .credentials()
+        .ok_or_else(|| failed(&format!("AssumeRole {arn}"), "no credentials in the answer"))?;
+    Ok(static_credentials(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_owned()),
+    ))
 }

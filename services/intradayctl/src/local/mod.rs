@@ -195,6 +195,23 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         }
         false => BTreeMap::new(),
     };
+    // The step runs as EMR runs it, with the nodes' role, under --enforce-iam.
+    let step_credentials = match options.enforce_iam {
+        true => {
+            let template = roles::template(template).map_err(CtlError::Other)?;
+            let nodes = enforce::assume(
+                &aws,
+                &template,
+                "EmrInstanceRole",
+                &out("EmrInstanceRoleName")?,
+                "emr-nodes",
+            )
+            .await?;
+            say("the extractor runs under a session of the EMR nodes' role".into());
+            Some(nodes)
+        }
+        false => Some(intraday_aws::static_credentials("test", "test", None)),
+    };
     let client_of = |service: &'static str| {
         let mut settings = AwsSettings::emulator(&endpoint, REGION);
         settings.static_credentials = Some(sessions.get(service).cloned().unwrap_or_else(|| {
@@ -243,6 +260,15 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     let launcher_vars = BTreeMap::from([
         ("INTRADAY_EMR_PARAMS", emr_params.clone()),
         ("INTRADAY_HBASE_ROOT", hbase_root.to_string()),
+        ("INTRADAY_EMR_SERVICE_ROLE", out("EmrServiceRoleName")?),
+        (
+            "INTRADAY_EMR_INSTANCE_PROFILE",
+            out("EmrInstanceProfileName")?,
+        ),
+        (
+            "INTRADAY_EMR_SECURITY_CONFIGURATION",
+            out("EmrSecurityConfigurationName")?,
+        ),
     ]);
     let launcher_template =
         intraday_launcher::config::cluster_template(|name| launcher_vars.get(name).cloned())
@@ -310,11 +336,7 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         region: REGION.into(),
         workdir: workdir.clone(),
         runs_suffix: format!("-{demo_id}"),
-        credentials: match (&admin, options.enforce_iam) {
-            (Some(admin), _) => Some(admin.clone()),
-            (None, true) => None,
-            (None, false) => Some(intraday_aws::static_credentials("test", "test", None)),
-        },
+        credentials: step_credentials,
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
