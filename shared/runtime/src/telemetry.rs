@@ -38,13 +38,8 @@ impl Telemetry {
             Disposition::Retry { error, .. } if error.is_retryable() => "retry",
             Disposition::Retry { .. } => "refused",
         };
-        let line = emf_line(self.service, outcome, elapsed, now_ms());
-        // A metric line that cannot be written is not worth failing a message for.
-        let _ = match self.sink {
-            MetricsSink::Stdout => writeln!(std::io::stdout().lock(), "{line}"),
-            MetricsSink::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
-            MetricsSink::Discard => Ok(()),
-        };
+        self.sink
+            .write(&emf_line(self.service, outcome, elapsed, now_ms()));
     }
 }
 
@@ -69,7 +64,17 @@ impl MetricsSink {
         if self == MetricsSink::Discard {
             return;
         }
-        let line = run_line(collection, outcome, records, extraction, now_ms());
+        self.write(&run_line(
+            collection,
+            outcome,
+            records,
+            extraction,
+            now_ms(),
+        ));
+    }
+
+    fn write(self, line: &str) {
+        // A metric line that cannot be written is not worth failing a message for.
         let _ = match self {
             MetricsSink::Stdout => writeln!(std::io::stdout().lock(), "{line}"),
             MetricsSink::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
@@ -104,13 +109,12 @@ fn run_line(
         "Runs": 1,
     });
     if outcome == "completed" {
-        line["_aws"]["CloudWatchMetrics"].as_array_mut().map(|d| {
-            d.push(
-                serde_json::json!({"Namespace": "Intraday", "Dimensions": [["Collection"]],
-                    "Metrics": [{"Name": "RecordsExtracted", "Unit": "Count"},
-                                {"Name": "ExtractionTime", "Unit": "Seconds"}]}),
-            )
-        });
+        if let Some(directives) = line["_aws"]["CloudWatchMetrics"].as_array_mut() {
+            directives.push(serde_json::json!({
+                "Namespace": "Intraday", "Dimensions": [["Collection"]],
+                "Metrics": [{"Name": "RecordsExtracted", "Unit": "Count"},
+                            {"Name": "ExtractionTime", "Unit": "Seconds"}]}));
+        }
         line["RecordsExtracted"] = records.into();
         line["ExtractionTime"] = extraction.map_or(0.0, |d| d.as_secs_f64()).into();
     }
