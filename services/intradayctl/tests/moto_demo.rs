@@ -151,104 +151,80 @@ async fn moto_the_demo_runs_the_pipeline_end_to_end_with_iam_enforced() {
 }
 
 /// IAM is really enforced: the scheduler's role may not list EMR clusters or write the output
-/// bucket, while the launcher's may list clusters and the table builder's may not.
+/// bucket; the nodes' role may not read the job table; the launcher's may list clusters and
+/// the table builder's may not.
 async fn roles_are_refused_what_they_are_not_granted(aws: &intraday_aws::Aws, stack: &str) {
-    let sessions = enforce::assume_service_roles(
-        aws,
-        include_str!("../../../infra/template.yaml"),
-        |service| format!("{stack}-{service}-role"),
-    )
-    .await
-    .expect("sessions");
-    let as_service = |service: &str| {
-        let settings = AwsSettings {
-            static_credentials: Some(sessions[service].clone()),
-            ..AwsSettings::emulator(aws.sdk.endpoint_url().expect("endpoint"), kit::REGION)
-        };
-        async move { settings.load().await }
-    };
-    // moto answers a JSON-protocol request it refuses with an XML body the SDK cannot parse,
-    // so the refusal is read from the raw answer: 403 and AccessDenied.
-    fn code<E, R: std::fmt::Debug>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String {
-        format!("{:?}", e.raw_response())
-    }
-
-    let scheduler = as_service("scheduler").await;
-    let refused = scheduler
-        .emr()
-        .list_clusters()
-        .send()
-        .await
-        .expect_err("the scheduler may not list clusters");
-    assert!(
-        code(&refused).contains("AccessDenied"),
-        "{}",
-        code(&refused)
-    );
-    let refused = scheduler
-        .s3()
-        .put_object()
-        .bucket(format!("{stack}-output-123456789012-{}", kit::REGION))
-        .key("data/x")
-        .body(b"x".to_vec().into())
-        .send()
-        .await
-        .expect_err("the scheduler may not write the output bucket");
-    assert!(
-        code(&refused).contains("AccessDenied"),
-        "{}",
-        code(&refused)
-    );
-
-    // The EMR nodes' role, under which the demo's extractor ran: output, not the job table.
     let template =
         intradayctl::local::roles::template(include_str!("../../../infra/template.yaml"))
             .expect("template");
-    let nodes = enforce::assume(
-        aws,
-        &template,
-        "EmrInstanceRole",
-        &format!("{stack}-emr-nodes-role"),
-        "emr-nodes",
-    )
-    .await
-    .expect("the nodes' session");
-    let nodes = AwsSettings {
-        static_credentials: Some(nodes),
-        ..AwsSettings::emulator(aws.sdk.endpoint_url().expect("endpoint"), kit::REGION)
+    let endpoint = aws.sdk.endpoint_url().expect("endpoint").to_owned();
+    // Clients signing with a session of the template's role `logical`, named `name`.
+    let session = |logical: &'static str, name: String| {
+        let (template, endpoint) = (&template, endpoint.clone());
+        async move {
+            let credentials = enforce::assume(aws, template, logical, &name, logical)
+                .await
+                .unwrap_or_else(|e| panic!("a session of {name}: {e}"));
+            AwsSettings {
+                static_credentials: Some(credentials),
+                ..AwsSettings::emulator(endpoint, kit::REGION)
+            }
+            .load()
+            .await
+        }
+    };
+    // moto answers a JSON-protocol request it refuses with an XML body the SDK cannot parse,
+    // so the refusal is read from the raw answer: 403 and AccessDenied.
+    fn assert_denied<E, R: std::fmt::Debug>(e: aws_sdk_s3::error::SdkError<E, R>) {
+        let answer = format!("{:?}", e.raw_response());
+        assert!(answer.contains("AccessDenied"), "{answer}");
     }
-    .load()
-    .await;
-    let refused = nodes
-        .dynamodb()
-        .describe_table()
-        .table_name(format!("{stack}-jobs"))
-        .send()
-        .await
-        .expect_err("the nodes may not read the job table");
-    assert!(
-        code(&refused).contains("AccessDenied"),
-        "{}",
-        code(&refused)
-    );
 
-    let launcher = as_service("launcher").await;
+    let scheduler = session("SchedulerRole", format!("{stack}-scheduler-role")).await;
+    assert_denied(
+        scheduler
+            .emr()
+            .list_clusters()
+            .send()
+            .await
+            .expect_err("the scheduler may not list clusters"),
+    );
+    assert_denied(
+        scheduler
+            .s3()
+            .put_object()
+            .bucket(format!("{stack}-output-123456789012-{}", kit::REGION))
+            .key("data/x")
+            .body(b"x".to_vec().into())
+            .send()
+            .await
+            .expect_err("the scheduler may not write the output bucket"),
+    );
+    // The role the demo's extractor ran under: output, not the job table.
+    let nodes = session("EmrInstanceRole", format!("{stack}-emr-nodes-role")).await;
+    assert_denied(
+        nodes
+            .dynamodb()
+            .describe_table()
+            .table_name(format!("{stack}-jobs"))
+            .send()
+            .await
+            .expect_err("the nodes may not read the job table"),
+    );
+    let launcher = session("LauncherRole", format!("{stack}-launcher-role")).await;
     launcher
         .emr()
         .list_clusters()
         .send()
         .await
         .expect("the launcher lists clusters");
-    let tables = as_service("table-builder").await;
-    let refused = tables
-        .emr()
-        .list_clusters()
-        .send()
-        .await
-        .expect_err("the table builder may not list clusters");
-    assert!(
-        code(&refused).contains("AccessDenied"),
-        "{}",
-        code(&refused)
+    let tables = session("TableBuilderRole", format!("{stack}-table-builder-role")).await;
+    assert_denied(
+        tables
+            .emr()
+            .list_clusters()
+            .send()
+            .await
+            .expect_err("the table builder may not list clusters"),
     );
 }
