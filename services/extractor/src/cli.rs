@@ -73,6 +73,12 @@ pub struct Args {
     #[arg(long, default_value = "hbase", value_name = "COMMAND")]
     pub hbase_command: String,
 
+    /// Range scans of one collection run at once, each in its own `hbase shell`: the table's
+    /// key space is split at its region boundaries (`get_splits`) into about 3 ranges per
+    /// scan. 1 scans the whole table in one shell. Each shell is a JVM (about 1 GiB).
+    #[arg(long, default_value_t = 1, value_name = "K", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub scan_parallelism: u16,
+
     /// The data key service's base URL (https with mutual TLS; http only on loopback).
     #[arg(long, value_name = "URL")]
     pub dks_url: Option<String>,
@@ -319,6 +325,7 @@ pub fn config(args: &Args) -> Result<RunConfig, ExtractorError> {
                 Some(path) => ScanSource::File(path),
                 None => ScanSource::Hbase {
                     command: args.hbase_command.clone(),
+                    parallelism: usize::from(args.scan_parallelism),
                 },
             },
             collection,
@@ -410,7 +417,8 @@ mod tests {
         assert_eq!(
             config.jobs[0].source,
             ScanSource::Hbase {
-                command: "hbase".to_owned()
+                command: "hbase".to_owned(),
+                parallelism: 1,
             }
         );
         assert!(!config.jobs[1].pii);

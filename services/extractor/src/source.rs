@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use intraday_core::{Collection, Window};
 
 use crate::ExtractorError;
-use crate::scan::{ScanItem, ScanReader, ScanSummary};
+use crate::scan::{ScanItem, ScanReader, ScanSummary, escape, unescape};
 
 const READ_BUFFER: usize = 1024 * 1024;
 /// How much of the shell's stderr is kept for the error message.
@@ -21,20 +21,124 @@ const STDERR_TAIL: usize = 8 * 1024;
 pub enum ScanSource {
     /// Saved `hbase shell` output.
     File(PathBuf),
-    /// `<command> shell -n`, given the scan on its standard input.
-    Hbase { command: String },
+    /// `<command> shell -n`, given the scan on its standard input. With `parallelism` above
+    /// 1, the key space is split at the table's region boundaries and that many range scans
+    /// run at once.
+    Hbase { command: String, parallelism: usize },
 }
+
+/// Ranges per scan at once: a few each, so a slow range does not leave the others idle.
+const RANGES_PER_SCAN: usize = 3;
+/// Items a range thread hands over at a time.
+const HANDOFF: usize = 64;
 
 /// The shell command that scans a collection's window. Collection names hold only letters,
 /// digits and `_`, and the window two integers, so nothing here needs quoting beyond the
 /// table name's single quotes.
 pub fn scan_command(collection: &Collection, window: Window) -> String {
-    format!(
-        "scan '{}', {{TIMERANGE => [{}, {}]}}",
-        collection.hbase_table(),
-        window.start_ms(),
-        window.end_ms()
-    )
+    range_scan_command(collection, window, &KeyRange::ALL)
+}
+
+/// Part of a table's key space: from `start` (inclusive) to `stop` (exclusive); `None` is the
+/// table's beginning or end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRange {
+    pub start: Option<Vec<u8>>,
+    pub stop: Option<Vec<u8>>,
+}
+
+impl KeyRange {
+    pub const ALL: KeyRange = KeyRange {
+        start: None,
+        stop: None,
+    };
+
+    fn describe(&self) -> String {
+        let bound = |k: &Option<Vec<u8>>, none: &str| {
+            k.as_deref()
+                .map_or(none.to_owned(), |k| format!("`{}`", escape(k)))
+        };
+        format!(
+            "rows {} to {}",
+            bound(&self.start, "the first"),
+            bound(&self.stop, "the last")
+        )
+    }
+}
+
+/// The scan of one range, with STARTROW/STOPROW as Ruby double-quoted strings: printable
+/// bytes as they are, `"`, `#` and `\` and every other byte as `\xHH`, which the shell's
+/// `to_java_bytes` turns back into exactly these bytes.
+pub fn range_scan_command(collection: &Collection, window: Window, range: &KeyRange) -> String {
+    let mut options = format!("TIMERANGE => [{}, {}]", window.start_ms(), window.end_ms());
+    if let Some(start) = &range.start {
+        options.push_str(&format!(", STARTROW => \"{}\"", ruby_bytes(start)));
+    }
+    if let Some(stop) = &range.stop {
+        options.push_str(&format!(", STOPROW => \"{}\"", ruby_bytes(stop)));
+    }
+    format!("scan '{}', {{{options}}}", collection.hbase_table())
+}
+
+fn ruby_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if (0x20..=0x7e).contains(&b) && !matches!(b, b'"' | b'#' | b'\\') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Region boundaries merged into about `parts` ranges of as many regions each, covering the
+/// whole key space in order.
+pub fn ranges(splits: &[Vec<u8>], parts: usize) -> Vec<KeyRange> {
+    let regions = splits.len() + 1;
+    let parts = parts.clamp(1, regions);
+    let mut bounds: Vec<Option<Vec<u8>>> = Vec::with_capacity(parts + 1);
+    bounds.push(None);
+    for i in 1..parts {
+        // The first key of the i-th group of regions.
+        let region = i * regions / parts;
+        bounds.push(Some(splits[region - 1].clone()));
+    }
+    bounds.push(None);
+    bounds
+        .windows(2)
+        .map(|w| KeyRange {
+            start: w[0].clone(),
+            stop: w[1].clone(),
+        })
+        .collect()
+}
+
+/// `get_splits` output: `Total number of splits = N`, then the N - 1 split keys.
+pub fn parse_splits(output: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut lines = output.lines();
+    let total = lines
+        .by_ref()
+        .find_map(|l| l.trim().strip_prefix("Total number of splits = "))
+        .ok_or("no `Total number of splits = N` line")?;
+    let regions: usize = total
+        .trim()
+        .parse()
+        .map_err(|e| format!("`Total number of splits = {total}`: {e}"))?;
+    let keys: Vec<Vec<u8>> = lines
+        .take(regions.saturating_sub(1))
+        .map(|l| unescape(l.trim_end_matches('\r').as_bytes()))
+        .collect::<Result<_, _>>()?;
+    if keys.len() + 1 != regions {
+        return Err(format!(
+            "{regions} regions announced but {} split keys printed",
+            keys.len()
+        ));
+    }
+    if keys.windows(2).any(|w| w[0] >= w[1]) {
+        return Err("the split keys are not in increasing order".to_owned());
+    }
+    Ok(keys)
 }
 
 /// Reads the scan, handing each item to `emit`; `emit` returns false to stop early (the
@@ -55,7 +159,223 @@ pub fn read_scan(
             );
             pump(reader, emit).map(|(summary, _)| summary)
         }
-        ScanSource::Hbase { command } => hbase_scan(command, collection, window, emit),
+        ScanSource::Hbase {
+            command,
+            parallelism,
+        } if *parallelism > 1 => parallel_scan(command, *parallelism, collection, window, emit),
+        ScanSource::Hbase { command, .. } => {
+            hbase_scan(command, collection, window, &KeyRange::ALL, emit).map(|(s, _)| s)
+        }
+    }
+}
+
+/// The table's split keys, from `get_splits` in its own shell.
+pub fn get_splits(command: &str, collection: &Collection) -> Result<Vec<Vec<u8>>, ExtractorError> {
+    let table = collection.hbase_table();
+    let script = format!("get_splits '{table}'\nexit\n");
+    let (status, stdout, stderr_tail) = run_shell(command, &table, &script)?;
+    let failed = |status: String| ExtractorError::HbaseFailed {
+        command: format!("{command} shell -n (get_splits)"),
+        table: table.clone(),
+        status,
+        stderr_tail: stderr_tail.clone(),
+    };
+    if !status.success() {
+        return Err(failed(status.to_string()));
+    }
+    if let Some(line) = stdout
+        .lines()
+        .chain(stderr_tail.lines())
+        .find(|l| l.starts_with("ERROR"))
+    {
+        return Err(failed(format!("exit 0 but it reported `{line}`")));
+    }
+    parse_splits(&stdout)
+        .map_err(|reason| failed(format!("its output is not get_splits': {reason}")))
+}
+
+/// Runs a short script to completion, keeping its output.
+fn run_shell(
+    command: &str,
+    table: &str,
+    script: &str,
+) -> Result<(std::process::ExitStatus, String, String), ExtractorError> {
+    let mut child = Command::new(command)
+        .args(["shell", "-n"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ExtractorError::HbaseStart {
+            command: format!("{command} shell -n"),
+            table: table.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(script.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| ExtractorError::HbaseStart {
+            command: format!("{command} shell -n"),
+            table: table.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail_from = stderr.len().saturating_sub(STDERR_TAIL);
+    let tail = stderr.get(tail_from..).unwrap_or_default().to_owned();
+    Ok((
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        tail,
+    ))
+}
+
+/// One range scan's result, handed from its thread to the caller.
+enum Handoff {
+    Items(Vec<ScanItem>),
+    Done(Result<ScanSummary, ExtractorError>),
+}
+
+/// The table's key space split at its region boundaries into about `RANGES_PER_SCAN` ranges
+/// per scan, `parallelism` range scans at once, each checked as a whole scan is. Items reach
+/// `emit` on this thread, in no particular order across ranges. A range that fails before it
+/// handed on any cell is tried once more; one that fails after cannot be (its cells are on
+/// their way to the output), so the collection fails and the run publishes nothing.
+fn parallel_scan(
+    command: &str,
+    parallelism: usize,
+    collection: &Collection,
+    window: Window,
+    mut emit: impl FnMut(ScanItem) -> bool,
+) -> Result<ScanSummary, ExtractorError> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, mpsc};
+
+    let splits = get_splits(command, collection)?;
+    let ranges = Arc::new(ranges(&splits, parallelism * RANGES_PER_SCAN));
+    tracing::info!(
+        regions = splits.len() + 1,
+        ranges = ranges.len(),
+        parallelism,
+        "scanning in ranges"
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::sync_channel::<Handoff>(parallelism * 2);
+    let threads: Vec<_> = (0..parallelism.min(ranges.len()))
+        .map(|_| {
+            let (ranges, next, stop, tx) = (ranges.clone(), next.clone(), stop.clone(), tx.clone());
+            let (command, collection) = (command.to_owned(), collection.clone());
+            std::thread::spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(range) = ranges.get(i) else { return };
+                    let result = scan_range(&command, &collection, window, range, &stop, &tx);
+                    let failed = result.is_err();
+                    if tx.send(Handoff::Done(result)).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+
+    let mut total = ScanSummary::default();
+    let mut outcome = Ok(());
+    for handoff in rx.iter() {
+        match handoff {
+            Handoff::Items(items) => {
+                if outcome.is_ok() && !items.into_iter().all(&mut emit) {
+                    // The consumer stopped: its error is the one that counts.
+                    stop.store(true, Ordering::SeqCst);
+                    outcome = Err(None);
+                }
+            }
+            Handoff::Done(Ok(summary)) => {
+                total.rows += summary.rows;
+                total.cells += summary.cells;
+            }
+            Handoff::Done(Err(e)) => {
+                stop.store(true, Ordering::SeqCst);
+                if outcome.is_ok() {
+                    outcome = Err(Some(e));
+                }
+            }
+        }
+    }
+    for thread in threads {
+        let _ = thread.join();
+    }
+    match outcome {
+        Ok(()) => Ok(total),
+        Err(Some(e)) => Err(e),
+        // Stopped by the consumer, whose own error is reported; the totals are partial.
+        Err(None) => Ok(total),
+    }
+}
+
+/// One range, tried at most twice: a second time only if the first attempt handed on
+/// nothing.
+fn scan_range(
+    command: &str,
+    collection: &Collection,
+    window: Window,
+    range: &KeyRange,
+    stop: &std::sync::atomic::AtomicBool,
+    tx: &std::sync::mpsc::SyncSender<Handoff>,
+) -> Result<ScanSummary, ExtractorError> {
+    use std::sync::atomic::Ordering;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut handed = 0u64;
+        let mut batch = Vec::with_capacity(HANDOFF);
+        let scanned = hbase_scan(command, collection, window, range, |item| {
+            if stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            batch.push(item);
+            if batch.len() < HANDOFF {
+                return true;
+            }
+            handed += batch.len() as u64;
+            tx.send(Handoff::Items(std::mem::take(&mut batch))).is_ok()
+        });
+        match scanned {
+            Ok((summary, true)) => {
+                if !batch.is_empty() {
+                    // A closed channel means the caller stopped, and reports why.
+                    let _ = tx.send(Handoff::Items(batch));
+                }
+                return Ok(summary);
+            }
+            Ok((summary, false)) => return Ok(summary),
+            Err(e) if attempt == 1 && handed == 0 && !stop.load(Ordering::SeqCst) => {
+                tracing::warn!(range = %range.describe(), error = %e, "range scan failed before handing on any cell; trying it once more");
+            }
+            Err(e) => {
+                // Its rejects so far (a line cut short) still belong in the rejects file.
+                if !batch.is_empty() {
+                    let _ = tx.send(Handoff::Items(batch));
+                }
+                return Err(match e {
+                    ExtractorError::HbaseFailed {
+                        command,
+                        table,
+                        status,
+                        stderr_tail,
+                    } => ExtractorError::HbaseFailed {
+                        command,
+                        table,
+                        status: format!("{status} (scan of {})", range.describe()),
+                        stderr_tail,
+                    },
+                    other => other,
+                });
+            }
+        }
     }
 }
 
@@ -72,12 +392,15 @@ fn pump<R: BufRead>(
     Ok((reader.summary(), true))
 }
 
+/// One scan in its own shell; says with the totals whether the output was read to its end
+/// (`false`: `emit` stopped it).
 fn hbase_scan(
     command: &str,
     collection: &Collection,
     window: Window,
+    range: &KeyRange,
     emit: impl FnMut(ScanItem) -> bool,
-) -> Result<ScanSummary, ExtractorError> {
+) -> Result<(ScanSummary, bool), ExtractorError> {
     let table = collection.hbase_table();
     let shell = format!("{command} shell -n");
     let failed = |status: String, stderr_tail: String| ExtractorError::HbaseFailed {
@@ -99,7 +422,7 @@ fn hbase_scan(
             table: table.clone(),
             reason: e.to_string(),
         })?;
-    let script = format!("{}\nexit\n", scan_command(collection, window));
+    let script = format!("{}\nexit\n", range_scan_command(collection, window, range));
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take().map(collect_tail);
@@ -137,7 +460,7 @@ fn hbase_scan(
             stderr_tail,
         ));
     }
-    scanned.map(|(summary, _)| summary)
+    scanned
 }
 
 /// A child that is killed and reaped if we stop early, however we stop.
@@ -197,6 +520,52 @@ mod tests {
         assert_eq!(
             scan_command(&c, w),
             "scan 'core:claimant', {TIMERANGE => [1710149400001, 1710153000000]}"
+        );
+    }
+
+    #[test]
+    fn a_range_scan_names_its_rows_as_ruby_bytes() {
+        let c = Collection::parse("db.core.claimant").expect("valid");
+        let w = Window::new(1, 2).expect("window");
+        let range = KeyRange {
+            start: Some(b"a\"#\\\x00z".to_vec()),
+            stop: Some(vec![0xff]),
+        };
+        assert_eq!(
+            range_scan_command(&c, w, &range),
+            r#"scan 'core:claimant', {TIMERANGE => [1, 2], STARTROW => "a\x22\x23\x5C\x00z", STOPROW => "\xFF"}"#
+        );
+    }
+
+    #[test]
+    fn regions_merge_into_contiguous_ranges_covering_the_table() {
+        let splits: Vec<Vec<u8>> = (1..10u8).map(|i| vec![i]).collect(); // 10 regions
+        let r = ranges(&splits, 3);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].start, None);
+        assert_eq!(r[2].stop, None);
+        for pair in r.windows(2) {
+            assert_eq!(pair[0].stop, pair[1].start, "no gap, no overlap");
+        }
+        // More parts than regions: one range per region.
+        assert_eq!(ranges(&splits[..2], 9).len(), 3);
+        // No splits: the whole table.
+        assert_eq!(ranges(&[], 4), vec![KeyRange::ALL]);
+    }
+
+    #[test]
+    fn get_splits_output_is_read_and_checked() {
+        let out = "HBase Shell\nTotal number of splits = 3\na\nb\\x00\nTook 0.0100 seconds\n";
+        assert_eq!(
+            parse_splits(out).expect("splits"),
+            vec![b"a".to_vec(), b"b\x00".to_vec()]
+        );
+        assert!(parse_splits("Total number of splits = 3\na\n").is_err());
+        assert!(parse_splits("Total number of splits = 3\nb\na\nx").is_err());
+        assert!(parse_splits("nothing").is_err());
+        assert_eq!(
+            parse_splits("Total number of splits = 1\n").expect("one"),
+            Vec::<Vec<u8>>::new()
         );
     }
 }

@@ -7,6 +7,7 @@
 //! [`unique`] names resources so tests never collide on one server.
 
 pub mod faults;
+pub mod hbase;
 mod http;
 pub mod iam;
 pub mod lambda;
