@@ -111,7 +111,8 @@ pub struct Args {
     #[arg(long, default_value_t = 128, value_name = "MIB")]
     pub file_size_mb: u64,
 
-    /// Batches decrypted at once; defaults to the number of CPUs.
+    /// Batches decrypted at once, and encoders per collection (each writing its own files);
+    /// defaults to the number of CPUs.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 
@@ -342,6 +343,8 @@ pub fn config(args: &Args) -> Result<RunConfig, ExtractorError> {
         file_size: args.file_size_mb * 1024 * 1024,
         max_rejects: args.max_rejects,
         workers,
+        // As many encoders as decoders: on one core one of each, on N cores N of each.
+        encoders: workers,
         jobs,
     })
 }

@@ -6,6 +6,7 @@
 //! and one row group are in memory at a time.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use intraday_core::{Collection, CorrelationId, OutputFormat, Window, run_folder};
 use intraday_events::{CollectionManifest, Manifest};
@@ -16,7 +17,7 @@ use tracing::Instrument;
 use crate::ExtractorError;
 use crate::keys::{KeyAnswer, KeyCache};
 use crate::manifest::{RejectsFile, Tally, data_folder, manifest, manifest_key, rejects_folder};
-use crate::output::{ObjectWriter, Output};
+use crate::output::{ObjectWriter, Output, Written};
 use crate::record::{self, Record};
 use crate::scan::{Reject, ScanItem};
 use crate::source::{ScanSource, read_scan};
@@ -25,6 +26,9 @@ use crate::writer::{Chunk, Roller, WriterSettings};
 /// Cells per batch: enough to amortise the hand-offs, small enough to keep memory flat.
 const BATCH_CELLS: usize = 256;
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// The smallest row group an encoder is given when several share the budget: smaller ones
+/// compress worse and cost more per file to read.
+const MIN_ROW_GROUP_BYTES: usize = 8 * 1024 * 1024;
 
 /// One collection to extract.
 #[derive(Debug, Clone)]
@@ -45,6 +49,9 @@ pub struct RunConfig {
     pub max_rejects: u64,
     /// Batches decoded at once.
     pub workers: usize,
+    /// Encoders per collection, each writing files of its own: the encoding is spread over
+    /// as many cores. Each holds one row group, so the row-group budget is shared among them.
+    pub encoders: usize,
     pub jobs: Vec<CollectionJob>,
 }
 
@@ -158,22 +165,27 @@ async fn extract(
         ("db".to_owned(), job.collection.db().to_owned()),
         ("table".to_owned(), job.collection.table().to_owned()),
     ];
-    let mut write = CollectionWrite {
-        settings: WriterSettings::new(config.format, config.file_size),
-        prefix: format!("{data_prefix}part-{cid}-"),
-        tags: tags.clone(),
-        roller: None,
-        current: None,
-        next_file: 0,
-        tally: Tally::default(),
-        rejects: RejectsFile::new(&job.collection, run, cid, tags),
-    };
-    write.roller = Some(Roller::new(write.settings));
+    let mut tally = Tally::default();
+    let mut rejects = RejectsFile::new(&job.collection, run, cid, tags.clone());
+    let mut lanes = Lanes::start(config, output, format!("{data_prefix}part-{cid}-"), tags);
 
     let consumed = async {
         while let Some(decoding) = done_rx.recv().await {
             let outcomes = decoding.await.map_err(worker_died)??;
-            write.batch(output, outcomes).await?;
+            let mut records = Vec::with_capacity(outcomes.len());
+            for outcome in outcomes {
+                match outcome {
+                    Ok(record) => {
+                        tally.observe(record.timestamp_ms);
+                        records.push(record);
+                    }
+                    Err(reject) => rejects.add(output, &reject).await?,
+                }
+            }
+            if !records.is_empty() && !lanes.send(records).await {
+                // An encoder stopped: its error is reported when the lanes are joined.
+                break;
+            }
         }
         Ok::<_, ExtractorError>(())
     }
@@ -182,7 +194,10 @@ async fn extract(
         // Stopping the channel stops the dispatcher, then the reader (and its hbase shell).
         drop(done_rx);
         dispatcher.abort();
-        write.abort(output).await;
+        lanes.abort().await;
+        if let Err(rejects_error) = rejects.finish(output).await {
+            tracing::warn!(error = %rejects_error, "the rejects file could not be written");
+        }
         return Err(e);
     }
     let _ = dispatcher.await;
@@ -191,8 +206,8 @@ async fn extract(
         Ok(summary) => summary,
         Err(e) => {
             // The rejects so far still tell what went wrong before the scan did.
-            write.abort_data().await;
-            if let Err(rejects_error) = write.rejects.finish(output).await {
+            lanes.abort().await;
+            if let Err(rejects_error) = rejects.finish(output).await {
                 tracing::warn!(error = %rejects_error, "the rejects file could not be written");
             }
             return Err(e);
@@ -200,8 +215,12 @@ async fn extract(
     };
     tracing::info!(rows = summary.rows, cells = summary.cells, "scan complete");
 
-    let first_reject = write.rejects.first().map(str::to_owned);
-    let (tally, rejected, rejects_file) = write.finish(output).await?;
+    for (written, records) in lanes.finish().await? {
+        tally.add_file(written, records);
+    }
+    let first_reject = rejects.first().map(str::to_owned);
+    let rejected = rejects.count();
+    let rejects_file = rejects.finish(output).await?;
     if rejected > config.max_rejects {
         return Err(ExtractorError::TooManyRejects {
             collection: job.collection.name(),
@@ -278,38 +297,162 @@ async fn decode(
     .map_err(worker_died)
 }
 
-/// The writing side of one collection: the encoder, the object being uploaded and what has
-/// been written so far.
-struct CollectionWrite {
+/// The encoders of one collection, each a task with its own encoder and its own files,
+/// taking batches of records from one queue as each is free. It starts with one and adds
+/// another (up to its maximum) only when a batch finds them all busy, so a small collection
+/// is still one file. File numbers come from one counter, so names never collide.
+struct Lanes {
+    queue: mpsc::Sender<Vec<Record>>,
+    receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<Record>>>>,
+    cancelled: Arc<AtomicBool>,
+    next_file: Arc<AtomicU32>,
+    settings: WriterSettings,
+    prefix: String,
+    tags: Vec<(String, String)>,
+    output: Output,
+    max: usize,
+    /// Record bytes handed on so far: a collection smaller than one shared row group stays
+    /// with one encoder, so it stays one file.
+    handed: usize,
+    tasks: Vec<JoinHandle<Result<Vec<FileWritten>, ExtractorError>>>,
+}
+
+/// A finished file and how many records it holds.
+type FileWritten = (Written, u64);
+
+impl Lanes {
+    fn start(
+        config: &RunConfig,
+        output: &Output,
+        prefix: String,
+        tags: Vec<(String, String)>,
+    ) -> Self {
+        let max = config.encoders.max(1);
+        let mut settings = WriterSettings::new(config.format, config.file_size);
+        // One row group in memory per encoder: together no more than one encoder had.
+        settings.row_group_bytes = (settings.row_group_bytes / max).max(MIN_ROW_GROUP_BYTES);
+        let (queue, receiver) = mpsc::channel::<Vec<Record>>(1);
+        let mut lanes = Self {
+            queue,
+            receiver: Arc::new(tokio::sync::Mutex::new(receiver)),
+            cancelled: Arc::new(AtomicBool::new(false)),
+            next_file: Arc::new(AtomicU32::new(0)),
+            settings,
+            prefix,
+            tags,
+            output: output.clone(),
+            max,
+            handed: 0,
+            tasks: Vec::with_capacity(max),
+        };
+        lanes.add();
+        lanes
+    }
+
+    fn add(&mut self) {
+        let mut lane = Lane {
+            settings: self.settings,
+            prefix: self.prefix.clone(),
+            tags: self.tags.clone(),
+            roller: Some(Roller::new(self.settings)),
+            current: None,
+            next_file: self.next_file.clone(),
+            files: Vec::new(),
+        };
+        let (receiver, cancelled, output) = (
+            self.receiver.clone(),
+            self.cancelled.clone(),
+            self.output.clone(),
+        );
+        self.tasks.push(tokio::spawn(
+            async move {
+                loop {
+                    let next = receiver.lock().await.recv().await;
+                    let Some(records) = next else { break };
+                    if let Err(e) = lane.records(&output, records).await {
+                        lane.abort().await;
+                        return Err(e);
+                    }
+                }
+                if cancelled.load(Ordering::SeqCst) {
+                    lane.abort().await;
+                    return Ok(Vec::new());
+                }
+                lane.finish(&output).await
+            }
+            .in_current_span(),
+        ));
+    }
+
+    /// Hands a batch to the next free encoder, adding one if all are busy and the collection
+    /// has already passed a row group's worth; false once the encoders have stopped.
+    async fn send(&mut self, records: Vec<Record>) -> bool {
+        self.handed += records
+            .iter()
+            .map(|r| r.id.len() + r.record.len())
+            .sum::<usize>();
+        match self.queue.try_send(records) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(records)) => {
+                if self.tasks.len() < self.max && self.handed >= self.settings.row_group_bytes {
+                    self.add();
+                }
+                self.queue.send(records).await.is_ok()
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Every file written, once every encoder has closed its last; the first error if any
+    /// encoder failed.
+    async fn finish(self) -> Result<Vec<FileWritten>, ExtractorError> {
+        drop(self.queue);
+        let mut files = Vec::new();
+        let mut failed = None;
+        for task in self.tasks {
+            match task.await.map_err(worker_died).and_then(|r| r) {
+                Ok(written) => files.extend(written),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => {
+                files.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+                Ok(files)
+            }
+        }
+    }
+
+    /// Stops every encoder, abandoning the file each has in progress.
+    async fn abort(self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        drop(self.queue);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// One encoder: the file in progress and the files it has finished.
+struct Lane {
     settings: WriterSettings,
     prefix: String,
     tags: Vec<(String, String)>,
     roller: Option<Roller>,
     current: Option<ObjectWriter>,
-    next_file: u32,
-    tally: Tally,
-    rejects: RejectsFile,
+    next_file: Arc<AtomicU32>,
+    files: Vec<FileWritten>,
 }
 
-impl CollectionWrite {
-    async fn batch(
+impl Lane {
+    async fn records(
         &mut self,
         output: &Output,
-        outcomes: Vec<Outcome>,
+        records: Vec<Record>,
     ) -> Result<(), ExtractorError> {
-        let mut records = Vec::with_capacity(outcomes.len());
-        for outcome in outcomes {
-            match outcome {
-                Ok(record) => {
-                    self.tally.observe(record.timestamp_ms);
-                    records.push(record);
-                }
-                Err(reject) => self.rejects.add(output, &reject).await?,
-            }
-        }
-        if records.is_empty() {
-            return Ok(());
-        }
         let mut roller = self
             .roller
             .take()
@@ -337,10 +480,9 @@ impl CollectionWrite {
                             let key = format!(
                                 "{}{:05}.{}",
                                 self.prefix,
-                                self.next_file,
+                                self.next_file.fetch_add(1, Ordering::SeqCst),
                                 self.settings.extension()
                             );
-                            self.next_file += 1;
                             let tags: Vec<(&str, &str)> = self
                                 .tags
                                 .iter()
@@ -362,38 +504,26 @@ impl CollectionWrite {
                     })?;
                     let written = writer.finish().await?;
                     tracing::info!(key = %written.key, size = written.size, records, "file written");
-                    self.tally.add_file(written, records);
+                    self.files.push((written, records));
                 }
             }
         }
         Ok(())
     }
 
-    async fn finish(
-        mut self,
-        output: &Output,
-    ) -> Result<(Tally, u64, Option<String>), ExtractorError> {
+    async fn finish(mut self, output: &Output) -> Result<Vec<FileWritten>, ExtractorError> {
         if let Some(roller) = self.roller.take() {
             let chunks = tokio::task::spawn_blocking(move || roller.finish())
                 .await
                 .map_err(worker_died)??;
             self.apply(output, chunks).await?;
         }
-        let rejected = self.rejects.count();
-        let rejects_file = self.rejects.finish(output).await?;
-        Ok((self.tally, rejected, rejects_file))
+        Ok(self.files)
     }
 
-    async fn abort_data(&mut self) {
+    async fn abort(&mut self) {
         if let Some(writer) = self.current.take() {
             writer.abort().await;
-        }
-    }
-
-    async fn abort(mut self, output: &Output) {
-        self.abort_data().await;
-        if let Err(e) = self.rejects.finish(output).await {
-            tracing::warn!(error = %e, "the rejects file could not be written");
         }
     }
 }

@@ -399,3 +399,36 @@ async fn usage_errors_name_the_flag() {
         stderr(&output)
     );
 }
+
+/// A collection larger than a row group is encoded by several encoders at once, each writing
+/// files of its own: names never collide, and every record is in exactly one file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_collection_is_encoded_in_parallel_into_distinct_files() {
+    let fx = Fixture::new().await;
+    let records = synth::records(12_000, 1024, fx.keys.len(), START, 5);
+    let scan = fx.scan_file("claimant.scan", &fx.good_scan(&records));
+    // 16 MiB files: a row group of 16 MiB shared by 2 encoders, so 8 MiB each, and a second
+    // encoder joins once 8 MiB of records (about 8,000 here) have been handed on.
+    let output = fx
+        .run(&scan, &["--workers", "2", "--file-size-mb", "16"])
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let manifest = Manifest::parse(&std::fs::read_to_string(fx.manifest_path()).expect("manifest"))
+        .expect("a valid manifest");
+    let entry = &manifest.collections[0];
+    assert_eq!(entry.records, 12_000);
+    assert!(entry.files.len() >= 2, "{:?}", entry.files);
+    let mut keys: Vec<&str> = entry.files.iter().map(|f| f.key.as_str()).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), entry.files.len(), "distinct names");
+    assert_eq!(entry.files.iter().map(|f| f.records).sum::<u64>(), 12_000);
+    let mut ids: Vec<String> = entry
+        .files
+        .iter()
+        .flat_map(|f| read_parquet(&fx.out().join(&f.key)))
+        .map(|(id, _, _)| id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 12_000, "every record once");
+}

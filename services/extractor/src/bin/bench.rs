@@ -37,7 +37,7 @@ struct Options {
 }
 
 struct Row {
-    stage: &'static str,
+    stage: String,
     records: usize,
     bytes: u64,
     elapsed: Duration,
@@ -173,7 +173,7 @@ async fn measure(
         parts.push(split_cell_line(line).map_err(|e| format!("parse: {e}"))?);
     }
     rows.push(Row {
-        stage: "parse (split cell lines)",
+        stage: "parse (split cell lines)".to_owned(),
         records: parts.len(),
         bytes: scan_bytes,
         elapsed: started.elapsed(),
@@ -192,7 +192,7 @@ async fn measure(
         });
     }
     rows.push(Row {
-        stage: "unescape",
+        stage: "unescape".to_owned(),
         records: cells.len(),
         bytes: scan_bytes,
         elapsed: started.elapsed(),
@@ -210,7 +210,7 @@ async fn measure(
         sealed.push(record::open(cell).map_err(|r| format!("envelope: {}", r.reason))?);
     }
     rows.push(Row {
-        stage: "envelope (JSON + base64)",
+        stage: "envelope (JSON + base64)".to_owned(),
         records: sealed.len(),
         bytes: value_bytes,
         elapsed: started.elapsed(),
@@ -258,7 +258,7 @@ async fn measure(
         decrypted.push(record::decrypt(s, key).map_err(|r| r.reason)?);
     }
     rows.push(Row {
-        stage: "decrypt (AES-CTR + JSON check)",
+        stage: "decrypt (AES-CTR + JSON check)".to_owned(),
         records: decrypted.len(),
         bytes: document_bytes,
         elapsed: started.elapsed(),
@@ -297,7 +297,7 @@ async fn measure(
             })
             .sum();
         rows.push(Row {
-            stage,
+            stage: stage.to_owned(),
             records: decrypted.len(),
             bytes: record_bytes,
             elapsed,
@@ -348,7 +348,7 @@ async fn measure(
         }
     }
     rows.push(Row {
-        stage: "write (local file + SHA-256)",
+        stage: "write (local file + SHA-256)".to_owned(),
         records: decrypted.len(),
         bytes: out_bytes,
         elapsed: started.elapsed(),
@@ -356,7 +356,17 @@ async fn measure(
     });
     drop(decrypted);
 
-    rows.push(end_to_end(options, dks, &scan_path, scan_bytes, count).await?);
+    // End to end with 1 to N workers, each run pinned to as many cores (taskset), so the
+    // scaling is the binary's and not the scheduler's: N workers on N cores against 1 on 1.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut one = None;
+    for workers in 1..=cpus {
+        let mut row = end_to_end(options, dks, &scan_path, scan_bytes, count, workers).await?;
+        let secs = row.elapsed.as_secs_f64();
+        let base = *one.get_or_insert(secs);
+        row.note = format!("{}; {:.2}x one worker on one core", row.note, base / secs);
+        rows.push(row);
+    }
     Ok(rows)
 }
 
@@ -376,12 +386,17 @@ async fn end_to_end(
     scan: &Path,
     scan_bytes: u64,
     count: usize,
+    workers: usize,
 ) -> Result<Row, String> {
     let binary = std::env::current_exe()
         .map_err(|e| e.to_string())?
         .with_file_name("intraday-extractor");
     let out = options.dir.join("e2e-out");
-    let mut command = Command::new(&binary);
+    let mut command = Command::new("taskset");
+    command
+        .args(["-c", &format!("0-{}", workers - 1)])
+        .arg(&binary)
+        .args(["--workers", &workers.to_string()]);
     command
         .args([
             "--correlation-id",
@@ -429,7 +444,11 @@ async fn end_to_end(
     }
     let _ = std::fs::remove_dir_all(&out);
     Ok(Row {
-        stage: "**end to end** (binary, 2 workers)",
+        stage: format!(
+            "**end to end** (binary, {workers} worker{} on {workers} core{})",
+            if workers == 1 { "" } else { "s" },
+            if workers == 1 { "" } else { "s" }
+        ),
         records: count,
         bytes: scan_bytes,
         elapsed,
