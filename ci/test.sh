@@ -16,6 +16,9 @@ echo "ci: cfn-lint infra/template.yaml" >&2
 cfn-lint infra/template.yaml
 
 intraday_start_moto
+# The stand-in `hbase` command (shared/testkit/src/hbase.rs), beside intradayctl: the local
+# demo's EMR stand-in scans through it, and the extractor's range tests run it.
+cargo build -p intraday-testkit --bins
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

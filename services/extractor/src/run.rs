@@ -311,7 +311,7 @@ struct Lanes {
     tags: Vec<(String, String)>,
     output: Output,
     max: usize,
-    /// Record bytes handed on so far: a collection smaller than one shared row group stays
+    /// Record bytes handed on so far: a collection smaller than the smallest row group stays
     /// with one encoder, so it stays one file.
     handed: usize,
     tasks: Vec<JoinHandle<Result<Vec<FileWritten>, ExtractorError>>>,
@@ -385,7 +385,8 @@ impl Lanes {
     }
 
     /// Hands a batch to the next free encoder, adding one if all are busy and the collection
-    /// has already passed a row group's worth; false once the encoders have stopped.
+    /// has already passed the smallest row group's worth; false once the encoders have
+    /// stopped.
     async fn send(&mut self, records: Vec<Record>) -> bool {
         self.handed += records
             .iter()
@@ -394,7 +395,7 @@ impl Lanes {
         match self.queue.try_send(records) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(records)) => {
-                if self.tasks.len() < self.max && self.handed >= self.settings.row_group_bytes {
+                if self.tasks.len() < self.max && self.handed >= MIN_ROW_GROUP_BYTES {
                     self.add();
                 }
                 self.queue.send(records).await.is_ok()

@@ -337,8 +337,18 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         workdir: workdir.clone(),
         runs_suffix: format!("-{demo_id}"),
         credentials: step_credentials,
+        hbase: hbase_standin(),
     };
 
+    say(match &standin.hbase {
+        Some(hbase) => format!(
+            "the step scans HBase through the stand-in `hbase` command ({}), two range scans at once",
+            hbase.display()
+        ),
+        None => {
+            "the step reads saved scans (no stand-in `hbase` command beside intradayctl)".into()
+        }
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     // Each poller receives with its service's clients, as the event source mapping does with
     // the function's role.
@@ -551,6 +561,18 @@ fn table_builder_handler(
 }
 
 /// The extractor binary beside this one, as `ci/setup.sh` builds it.
+/// The test kit's stand-in `hbase` command beside intradayctl, when it was built (ci/setup.sh
+/// builds it; a packaged intradayctl has none, and the stand-in EMR then saves scans).
+fn hbase_standin() -> Option<PathBuf> {
+    let here = std::env::current_exe().ok()?;
+    let path = here.with_file_name(format!(
+        "{}{}",
+        intraday_testkit::hbase::BINARY,
+        std::env::consts::EXE_SUFFIX
+    ));
+    path.is_file().then_some(path)
+}
+
 fn extractor_binary() -> Result<PathBuf, CtlError> {
     let here = std::env::current_exe().map_err(|e| CtlError::Other(e.to_string()))?;
     let path = here.with_file_name(format!(

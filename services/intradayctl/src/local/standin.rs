@@ -31,6 +31,8 @@ pub struct StandIn {
     /// The end of this demo's run ids: clusters of other runs (another demo on the same moto
     /// server) are not this stand-in's to run.
     pub runs_suffix: String,
+    /// The stand-in `hbase` command the step scans through; without it, saved scans.
+    pub hbase: Option<PathBuf>,
     /// What the step runs with (on EMR, the nodes' instance profile); `None` passes on this
     /// process's environment.
     pub credentials: Option<intraday_aws::Credentials>,
@@ -153,6 +155,7 @@ impl StandIn {
         let dir = self.workdir.join(id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| CtlError::Other(format!("{}: {e}", dir.display())))?;
+        let data = dir.join("hbase");
         for (i, pair) in step
             .args
             .windows(2)
@@ -164,10 +167,24 @@ impl StandIn {
             let end: u64 = parts.next().and_then(|e| e.parse().ok()).unwrap_or(0);
             let start: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
             let collection = parts.next().unwrap_or_default().to_owned();
-            let path = dir.join(format!("scan-{i}.txt"));
-            self.write_scan(&path, start, end, i as u64)?;
-            args.push("--scan-file".into());
-            args.push(format!("{collection}={}", path.display()));
+            let records = self.records(start, end, i as u64);
+            match &self.hbase {
+                // HBase as the step meets it: `hbase shell` scans of the stored rows, in
+                // ranges of the table's regions.
+                Some(_) => self.store_table(&data, &collection, &records)?,
+                None => {
+                    let path = dir.join(format!("scan-{i}.txt"));
+                    self.write_scan(&path, &records, i as u64)?;
+                    args.push("--scan-file".into());
+                    args.push(format!("{collection}={}", path.display()));
+                }
+            }
+        }
+        if let Some(hbase) = &self.hbase {
+            args.push("--hbase-command".into());
+            args.push(hbase.display().to_string());
+            args.push("--scan-parallelism".into());
+            args.push("2".into());
         }
         args.extend([
             "--dks-url".into(),
@@ -178,7 +195,11 @@ impl StandIn {
             self.region.clone(),
         ]);
         let mut command = tokio::process::Command::new(&self.extractor);
-        command.args(&args).env("AWS_EC2_METADATA_DISABLED", "true");
+        command
+            .args(&args)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env(intraday_testkit::hbase::DATA_VAR, &data)
+            .env_remove(intraday_testkit::hbase::FAIL_VAR);
         if let Some(credentials) = &self.credentials {
             command
                 .env("AWS_ACCESS_KEY_ID", credentials.access_key_id())
@@ -219,16 +240,58 @@ impl StandIn {
     }
 
     /// What HBase changed in the window: encrypted records with cell timestamps inside it.
-    fn write_scan(&self, path: &Path, start: u64, end: u64, seed: u64) -> Result<(), CtlError> {
+    /// What HBase changed in the window: encrypted records with cell timestamps inside it.
+    fn records(&self, start: u64, end: u64, seed: u64) -> Vec<synth::SynthRecord> {
         let count = RECORDS.min(end.saturating_sub(start) / 3);
         let first = end.saturating_sub(count * 3 + 1).max(start);
-        let records = synth::records(count as usize, 1024, self.keys.len(), first, seed ^ end);
+        synth::records(count as usize, 1024, self.keys.len(), first, seed ^ end)
+    }
+
+    fn write_scan(
+        &self,
+        path: &Path,
+        records: &[synth::SynthRecord],
+        seed: u64,
+    ) -> Result<(), CtlError> {
         let mut file = std::io::BufWriter::new(
             std::fs::File::create(path)
                 .map_err(|e| CtlError::Other(format!("{}: {e}", path.display())))?,
         );
-        synth::write_scan(&mut file, &records, &self.keys, seed)
+        synth::write_scan(&mut file, records, &self.keys, seed)
             .map_err(|e| CtlError::Other(format!("{}: {e}", path.display())))
+    }
+
+    /// The records as the HBase table `<db>:<table>` holds them, in three regions.
+    fn store_table(
+        &self,
+        data: &Path,
+        collection: &str,
+        records: &[synth::SynthRecord],
+    ) -> Result<(), CtlError> {
+        let table = intraday_core::Collection::parse(collection)?.hbase_table();
+        let cells: Vec<intraday_testkit::hbase::StoredCell> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| intraday_testkit::hbase::StoredCell {
+                row: r.row.clone(),
+                timestamp_ms: r.timestamp_ms,
+                value: synth::envelope(
+                    &r.id_json,
+                    &self.keys[r.key_index],
+                    [(i % 251) as u8; 16],
+                    &r.document,
+                )
+                .into_bytes(),
+            })
+            .collect();
+        let mut rows: Vec<&[u8]> = cells.iter().map(|c| c.row.as_slice()).collect();
+        rows.sort_unstable();
+        let splits: Vec<Vec<u8>> = [rows.len() / 3, 2 * rows.len() / 3]
+            .iter()
+            .filter_map(|&i| rows.get(i).filter(|_| i > 0).map(|r| r.to_vec()))
+            .collect();
+        intraday_testkit::hbase::store_table(data, &table, &cells, &splits)
+            .map_err(|e| CtlError::Other(format!("{}: {e}", data.display())))
     }
 
     async fn leave_replica_metadata(&self, id: &str) -> Result<(), CtlError> {
