@@ -194,13 +194,10 @@ pub fn get_splits(command: &str, collection: &Collection) -> Result<Vec<Vec<u8>>
         .map_err(|reason| failed(format!("its output is not get_splits': {reason}")))
 }
 
-/// Runs a short script to completion, keeping its output.
-fn run_shell(
-    command: &str,
-    table: &str,
-    script: &str,
-) -> Result<(std::process::ExitStatus, String, String), ExtractorError> {
-    let mut child = Command::new(command)
+/// `<command> shell -n` with every stream piped. `-n` (non-interactive) makes the shell exit
+/// non-zero when a command fails, instead of printing the error and carrying on with status 0.
+fn spawn_shell(command: &str, table: &str) -> Result<Child, ExtractorError> {
+    Command::new(command)
         .args(["shell", "-n"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -210,7 +207,16 @@ fn run_shell(
             command: format!("{command} shell -n"),
             table: table.to_owned(),
             reason: e.to_string(),
-        })?;
+        })
+}
+
+/// Runs a short script to completion, keeping its output.
+fn run_shell(
+    command: &str,
+    table: &str,
+    script: &str,
+) -> Result<(std::process::ExitStatus, String, String), ExtractorError> {
+    let mut child = spawn_shell(command, table)?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(script.as_bytes());
     }
@@ -409,19 +415,7 @@ fn hbase_scan(
         status,
         stderr_tail,
     };
-    // `-n` (non-interactive) makes the shell exit non-zero when a command fails, instead of
-    // printing the error and carrying on with status 0.
-    let mut child = Command::new(command)
-        .args(["shell", "-n"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| ExtractorError::HbaseStart {
-            command: shell.clone(),
-            table: table.clone(),
-            reason: e.to_string(),
-        })?;
+    let mut child = spawn_shell(command, &table)?;
     let script = format!("{}\nexit\n", range_scan_command(collection, window, range));
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();

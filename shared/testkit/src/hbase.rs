@@ -66,7 +66,8 @@ pub fn store_table(
 }
 
 /// `Bytes.toStringBinary`: bytes 0x20 to 0x7E as they are except the backslash, every other
-/// byte as `\xHH`.
+/// byte as `\xHH`. Written here apart from the extractor's own (`scan::escape`) on purpose:
+/// the stand-in is the extractor's oracle, so it must not share the extractor's mistakes.
 pub fn to_string_binary(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
