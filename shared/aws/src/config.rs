@@ -13,6 +13,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
 
 use crate::form_encoding::SpacesAsPlus;
+use crate::retry::DroppedConnection;
 
 /// How to reach AWS: the AWS CLI's `--region`, `--profile` and `--endpoint-url`.
 #[derive(Debug, Clone, Default)]
@@ -167,6 +168,7 @@ impl Aws {
     pub fn s3(&self) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::config::Builder::from(&self.sdk)
             .force_path_style(self.custom_endpoint)
+            .retry_classifier(DroppedConnection)
             .build();
         aws_sdk_s3::Client::from_conf(config)
     }

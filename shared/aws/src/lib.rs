@@ -29,6 +29,7 @@ pub mod jobs;
 pub mod locks;
 mod objects;
 mod queues;
+mod retry;
 mod secrets;
 #[cfg(feature = "stack")]
 mod stack;

@@ -150,3 +150,44 @@ async fn moto_lists_every_page_and_deletes_in_batches_only_under_the_prefix() {
         [neighbour]
     );
 }
+
+/// A connection dropped before S3's answer came is tried again, not reported (the unit test
+/// in `src/retry.rs` covers the kind the SDK alone does not retry).
+#[tokio::test]
+async fn moto_a_dropped_connection_on_a_read_is_tried_again() {
+    use intraday_testkit::faults::Fault;
+    let aws = kit::aws().await;
+    let bucket = kit::bucket(&aws).await;
+    let (proxy, through) = kit::faults::in_front_of_moto().await;
+    let objects = Objects::new(through.s3());
+    let at = uri(&bucket, "dropped/one.txt");
+    objects
+        .put(&at, b"x".to_vec(), "text/plain", &[])
+        .await
+        .expect("put");
+    for operation in ["ListObjectsV2", "GetObject"] {
+        let before = proxy.calls(operation);
+        proxy.fault_next(operation, 1, Fault::Reset);
+        match operation {
+            "ListObjectsV2" => {
+                let listed = objects
+                    .list(&uri(&bucket, "dropped/"))
+                    .await
+                    .expect("listed after a dropped connection");
+                assert_eq!(listed.len(), 1);
+            }
+            _ => {
+                let bytes = objects
+                    .get(&at)
+                    .await
+                    .expect("read after a dropped connection");
+                assert_eq!(bytes, b"x");
+            }
+        }
+        assert_eq!(
+            proxy.calls(operation) - before,
+            2,
+            "{operation}: tried twice"
+        );
+    }
+}
