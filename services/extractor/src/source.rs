@@ -227,9 +227,10 @@ fn run_shell(
             table: table.to_owned(),
             reason: e.to_string(),
         })?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let tail_from = stderr.len().saturating_sub(STDERR_TAIL);
-    let tail = stderr.get(tail_from..).unwrap_or_default().to_owned();
+    // The last bytes, as `collect_tail` keeps them: a cut through a character is replaced,
+    // not an empty tail.
+    let tail_from = out.stderr.len().saturating_sub(STDERR_TAIL);
+    let tail = String::from_utf8_lossy(&out.stderr[tail_from..]).into_owned();
     Ok((
         out.status,
         String::from_utf8_lossy(&out.stdout).into_owned(),

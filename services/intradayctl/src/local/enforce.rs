@@ -70,13 +70,12 @@ pub async fn admin(endpoint: &str, region: &str) -> Result<Credentials, CtlError
 /// evaluable by moto. `role_name` gives a role's name from the service's.
 pub async fn assume_service_roles(
     aws: &Aws,
-    template_text: &str,
+    template: &serde_yaml::Value,
     role_name: impl Fn(&str) -> String,
 ) -> Result<BTreeMap<&'static str, Credentials>, CtlError> {
-    let template = roles::template(template_text).map_err(CtlError::Other)?;
     let mut sessions = BTreeMap::new();
     for (logical, service) in roles::SERVICE_ROLES {
-        let session = assume(aws, &template, logical, &role_name(service), service).await?;
+        let session = assume(aws, template, logical, &role_name(service), service).await?;
         sessions.insert(service, session);
     }
     Ok(sessions)

@@ -182,23 +182,13 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     // One set of clients per service. Under --enforce-iam each signs with a session of the
     // role the stack made for it; otherwise with its own access key id (`intraday-<service>`),
     // so whatever stands between them and the emulator (a fault proxy) can tell them apart.
-    let sessions = match options.enforce_iam {
-        true => {
-            let sessions =
-                enforce::assume_service_roles(&aws, template, |s| format!("{prefix}-{s}-role"))
-                    .await?;
-            say(format!(
-                "each service runs under a session of its own role ({} roles assumed)",
-                sessions.len()
-            ));
-            sessions
-        }
-        false => BTreeMap::new(),
-    };
-    // The step runs as EMR runs it, with the nodes' role, under --enforce-iam.
-    let step_credentials = match options.enforce_iam {
+    // Under --enforce-iam the step runs as EMR runs it, with the nodes' role.
+    let (sessions, step_credentials) = match options.enforce_iam {
         true => {
             let template = roles::template(template).map_err(CtlError::Other)?;
+            let sessions =
+                enforce::assume_service_roles(&aws, &template, |s| format!("{prefix}-{s}-role"))
+                    .await?;
             let nodes = enforce::assume(
                 &aws,
                 &template,
@@ -207,10 +197,16 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
                 "emr-nodes",
             )
             .await?;
-            say("the extractor runs under a session of the EMR nodes' role".into());
-            Some(nodes)
+            say(format!(
+                "each service runs under a session of its own role ({} roles assumed), the extractor under the EMR nodes' role",
+                sessions.len()
+            ));
+            (sessions, Some(nodes))
         }
-        false => Some(intraday_aws::static_credentials("test", "test", None)),
+        false => (
+            BTreeMap::new(),
+            Some(intraday_aws::static_credentials("test", "test", None)),
+        ),
     };
     let client_of = |service: &'static str| {
         let mut settings = AwsSettings::emulator(&endpoint, REGION);
@@ -560,25 +556,23 @@ fn table_builder_handler(
     intraday_table_builder::handler(message, ctx)
 }
 
-/// The extractor binary beside this one, as `ci/setup.sh` builds it.
+/// `name`, an executable beside this one (`target/<profile>/` or `dist/bin/`).
+fn beside_intradayctl(name: &str) -> Result<PathBuf, CtlError> {
+    let here = std::env::current_exe().map_err(|e| CtlError::Other(e.to_string()))?;
+    Ok(here.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
+}
+
 /// The test kit's stand-in `hbase` command beside intradayctl, when it was built (ci/setup.sh
 /// builds it; a packaged intradayctl has none, and the stand-in EMR then saves scans).
 fn hbase_standin() -> Option<PathBuf> {
-    let here = std::env::current_exe().ok()?;
-    let path = here.with_file_name(format!(
-        "{}{}",
-        intraday_testkit::hbase::BINARY,
-        std::env::consts::EXE_SUFFIX
-    ));
-    path.is_file().then_some(path)
+    beside_intradayctl(intraday_testkit::hbase::BINARY)
+        .ok()
+        .filter(|path| path.is_file())
 }
 
+/// The extractor binary beside this one, as `ci/setup.sh` builds it.
 fn extractor_binary() -> Result<PathBuf, CtlError> {
-    let here = std::env::current_exe().map_err(|e| CtlError::Other(e.to_string()))?;
-    let path = here.with_file_name(format!(
-        "intraday-extractor{}",
-        std::env::consts::EXE_SUFFIX
-    ));
+    let path = beside_intradayctl("intraday-extractor")?;
     if path.is_file() {
         Ok(path)
     } else {
