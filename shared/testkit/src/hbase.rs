@@ -14,7 +14,6 @@
 //! optionally `<ns>:<table>/splits`, one split key per line. `INTRADAY_HBASE_FAIL` makes
 //! scans fail on demand (see [`Fault`]).
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
@@ -457,17 +456,6 @@ pub fn command() -> PathBuf {
         assert!(status.success(), "building {BINARY} failed");
     }
     binary
-}
-
-/// Tables by name, for listing what a data directory holds.
-pub fn tables(data: &Path) -> BTreeMap<String, PathBuf> {
-    std::fs::read_dir(data)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().join("cells").is_file())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
-        .collect()
 }
 
 #[cfg(test)]
