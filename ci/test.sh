@@ -18,7 +18,11 @@ cfn-lint infra/template.yaml
 intraday_start_moto
 # The stand-in `hbase` command (shared/testkit/src/hbase.rs), beside intradayctl: the local
 # demo's EMR stand-in scans through it, and the extractor's range tests run it.
-cargo build -p intraday-testkit --bins
+#
+# Every cargo call here names the whole workspace and picks its targets with filters: cargo
+# unifies features over the packages a call names, so a `-p one-crate` call compiles the SDK
+# crates a second time with another feature set, which costs minutes and gigabytes.
+cargo build --workspace --bin intraday-hbase-standin
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
@@ -32,10 +36,11 @@ fi
 # a time, so two servers keep both cores busy.
 echo "ci: the pipeline under injected faults (moto_demo_faults.rs, moto_demo_lost_answers.rs)" >&2
 if command -v cargo-nextest >/dev/null 2>&1; then
-  env -u INTRADAY_TEST_ENDPOINT cargo nextest run -p intradayctl --test moto_demo_faults \
-    --test moto_demo_lost_answers --run-ignored only --no-fail-fast --test-threads 2
+  env -u INTRADAY_TEST_ENDPOINT cargo nextest run --workspace --run-ignored only --no-fail-fast \
+    --test-threads 2 \
+    -E 'binary_id(intradayctl::moto_demo_faults) | binary_id(intradayctl::moto_demo_lost_answers)'
 else
-  env -u INTRADAY_TEST_ENDPOINT cargo test -p intradayctl --test moto_demo_faults \
+  env -u INTRADAY_TEST_ENDPOINT cargo test --workspace --test moto_demo_faults \
     --test moto_demo_lost_answers -- --ignored --test-threads 2
 fi
 
@@ -44,9 +49,10 @@ fi
 echo "ci: Spark reads the tables through Hive's SerDes (services/extractor/tests/spark_hive.rs)" >&2
 intraday_spark_tools
 if command -v cargo-nextest >/dev/null 2>&1; then
-  cargo nextest run -p intraday-extractor --test spark_hive --run-ignored only --no-fail-fast
+  cargo nextest run --workspace --run-ignored only --no-fail-fast \
+    -E 'binary_id(intraday-extractor::spark_hive)'
 else
-  cargo test -p intraday-extractor --test spark_hive -- --ignored
+  cargo test --workspace --test spark_hive -- --ignored
 fi
 
 # The shipped files, not the source: package as a deploy does (a lighter profile, the same
@@ -55,7 +61,8 @@ echo "ci: packaging dist/ (ci/package.sh --profile package-check) to test the sh
 ci/package.sh --profile package-check
 export INTRADAY_DIST_DIR="$PWD/dist"
 if command -v cargo-nextest >/dev/null 2>&1; then
-  cargo nextest run -p intradayctl --test packaged --run-ignored only --no-fail-fast
+  cargo nextest run --workspace --run-ignored only --no-fail-fast \
+    -E 'binary_id(intradayctl::packaged)'
 else
-  cargo test -p intradayctl --test packaged -- --ignored
+  cargo test --workspace --test packaged -- --ignored
 fi
