@@ -99,3 +99,22 @@ PY
     }
   fi
 }
+
+# The benchmark's baseline (services/extractor/bench/original_path.py) runs the original's
+# per-record Python, which decrypts with pycryptodome. Installed only by ci/bench.sh.
+PYCRYPTODOME_VERSION="3.23.0"
+
+intraday_bench_tools() {
+  if ! "$INTRADAY_TOOLS_DIR/bin/python" - "$PYCRYPTODOME_VERSION" <<'PY' 2>/dev/null; then
+import sys
+from importlib.metadata import version
+sys.exit(0 if version("pycryptodome") == sys.argv[1] else 1)
+PY
+    echo "ci: installing pycryptodome==$PYCRYPTODOME_VERSION into $INTRADAY_TOOLS_DIR" >&2
+    "$INTRADAY_TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check \
+      "pycryptodome==$PYCRYPTODOME_VERSION" || {
+      echo "ci: pip could not install pycryptodome; check access to PyPI" >&2
+      exit 1
+    }
+  fi
+}

@@ -20,6 +20,7 @@ use crate::kms::KmsKeys;
 use crate::output::Output;
 use crate::run::{CollectionJob, RunConfig, run};
 use crate::source::ScanSource;
+use crate::writer::Codec;
 
 /// Largest file size: S3 allows 10,000 parts, and parts are 8 MiB.
 const MAX_FILE_SIZE_MB: u64 = 50 * 1024;
@@ -61,9 +62,15 @@ pub struct Args {
     #[arg(long, value_name = "s3://BUCKET/PREFIX|DIR")]
     pub output: String,
 
-    /// `parquet` (zstd) or `csv-gzip`.
+    /// `parquet` or `csv-gzip`.
     #[arg(long, default_value = "parquet", value_name = "FORMAT")]
     pub format: String,
+
+    /// Parquet's compression: `zstd:LEVEL` (1 to 22; `zstd` alone is level 3), `snappy`,
+    /// `lz4` (LZ4_RAW: readers need parquet-mr 1.12.3+) or `none`. Defaults to zstd:1,
+    /// measured the best trade of speed against size (BENCH.md). Not for csv-gzip.
+    #[arg(long, value_name = "CODEC")]
+    pub compression: Option<String>,
 
     /// Read a collection's scan from saved `hbase shell` output instead of running the shell. Repeatable.
     #[arg(long = "scan-file", value_name = "db.DB.TABLE=PATH")]
@@ -256,6 +263,24 @@ fn dks(args: &Args, correlation_id: &CorrelationId) -> Result<DksClient, Extract
 pub fn config(args: &Args) -> Result<RunConfig, ExtractorError> {
     let correlation_id = CorrelationId::new(args.correlation_id.clone())?;
     let format: OutputFormat = args.format.parse()?;
+    let codec = match (&args.compression, format) {
+        (None, _) => Codec::DEFAULT,
+        (Some(text), OutputFormat::Parquet) => {
+            text.parse()
+                .map_err(|reason| ExtractorError::InvalidArgument {
+                    flag: "--compression",
+                    value: text.clone(),
+                    reason,
+                })?
+        }
+        (Some(text), OutputFormat::CsvGzip) => {
+            return Err(ExtractorError::InvalidArgument {
+                flag: "--compression",
+                value: text.clone(),
+                reason: "csv-gzip is always gzip; --compression is for --format parquet".to_owned(),
+            });
+        }
+    };
     if !(1..=MAX_FILE_SIZE_MB).contains(&args.file_size_mb) {
         return Err(ExtractorError::InvalidArgument {
             flag: "--file-size-mb",
@@ -340,6 +365,7 @@ pub fn config(args: &Args) -> Result<RunConfig, ExtractorError> {
         correlation_id,
         trigger_time_ms: args.trigger_time_ms,
         format,
+        codec,
         file_size: args.file_size_mb * 1024 * 1024,
         max_rejects: args.max_rejects,
         workers,
@@ -408,6 +434,7 @@ mod tests {
         ]))
         .expect("valid");
         assert_eq!(config.format, OutputFormat::CsvGzip);
+        assert_eq!(config.codec, Codec::DEFAULT);
         assert_eq!(config.file_size, 64 << 20);
         assert_eq!(config.max_rejects, 3);
         assert_eq!(config.jobs.len(), 2);
@@ -471,6 +498,25 @@ mod tests {
             (
                 &["--collection", "db.core.x:1:5", "--file-size-mb", "0"],
                 "invalid --file-size-mb `0`",
+            ),
+            (
+                &["--collection", "db.core.x:1:5", "--compression", "zstd:23"],
+                "invalid --compression `zstd:23`: the zstd level `23` is not 1 to 22",
+            ),
+            (
+                &["--collection", "db.core.x:1:5", "--compression", "gzip"],
+                "unknown compression `gzip`; use zstd[:LEVEL] (LEVEL 1 to 22), snappy, lz4 or none",
+            ),
+            (
+                &[
+                    "--collection",
+                    "db.core.x:1:5",
+                    "--format",
+                    "csv-gzip",
+                    "--compression",
+                    "snappy",
+                ],
+                "csv-gzip is always gzip",
             ),
         ];
         for (flags, want) in cases {

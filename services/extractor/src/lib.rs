@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`scan`] | parsing `hbase shell` scan output and HBase's string-binary escapes |
 //! | [`source`] | the scan's source: `hbase shell` as a child process, or a saved file |
+//! | [`json`] | a JSON validator and the envelope's field reader, built for speed |
 //! | [`record`] | the JSON envelope, decryption and the checks on each record |
 //! | [`crypto`] | AES-128-CTR and plaintext data keys that wipe themselves |
 //! | [`keys`] | where data keys come from, and the cache that asks once per key |
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod crypto;
 pub mod dks;
 mod error;
+pub mod json;
 pub mod keys;
 pub mod kms;
 pub mod loopback_dks;

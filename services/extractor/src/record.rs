@@ -2,14 +2,12 @@
 //! `{"message": {"_id": .., "encryption": {..}, "dbObject": "<b64>"}}`, then the decrypted
 //! document. Every way this can fail is a reason for a reject, never a panic or an error.
 
-use std::borrow::Cow;
+use std::ops::Range;
 
 use base64::Engine;
-use serde::Deserialize;
-use serde::de::IgnoredAny;
-use serde_json::value::RawValue;
 
 use crate::crypto::{BASE64, DataKey, IV_LEN, apply_keystream, decode_iv};
+use crate::json;
 use crate::scan::{Cell, Reject, escape};
 
 /// One decrypted record, as the writers take it.
@@ -23,7 +21,8 @@ pub struct Record {
     pub record: String,
 }
 
-/// A record whose envelope was read, waiting for its data key.
+/// A record whose envelope was read, waiting for its data key. The key's names stay where
+/// they are in the cell's value rather than being copied out for every record.
 #[derive(Debug)]
 pub struct Sealed {
     row: Vec<u8>,
@@ -32,8 +31,17 @@ pub struct Sealed {
     id: String,
     iv: [u8; IV_LEN],
     ciphertext: Vec<u8>,
-    pub key_id: String,
-    pub encrypted_key: String,
+    value: Vec<u8>,
+    key_id: Text,
+    encrypted_key: Text,
+}
+
+/// A string of the envelope: where it lies in the value, or (when it was written with
+/// escapes) its decoded text.
+#[derive(Debug)]
+enum Text {
+    At(Range<usize>),
+    Decoded(String),
 }
 
 impl Sealed {
@@ -45,102 +53,268 @@ impl Sealed {
             reason: reason.into(),
         }
     }
+
+    /// The id of the master key that wrapped the data key.
+    pub fn key_id(&self) -> &str {
+        as_str(&self.value, &self.key_id)
+    }
+
+    /// The wrapped data key, base64, as the data key service takes it.
+    pub fn encrypted_key(&self) -> &str {
+        as_str(&self.value, &self.encrypted_key)
+    }
+
+    /// Whether this record's data key is the one named so; compares bytes, without the
+    /// UTF-8 check the `&str` accessors repeat.
+    pub fn has_key(&self, key_id: &str, encrypted_key: &str) -> bool {
+        as_bytes(&self.value, &self.key_id) == key_id.as_bytes()
+            && as_bytes(&self.value, &self.encrypted_key) == encrypted_key.as_bytes()
+    }
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    message: Option<Message<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(rename = "_id", borrow)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    encryption: Option<Encryption<'a>>,
-    #[serde(rename = "dbObject", borrow)]
-    db_object: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Encryption<'a> {
-    #[serde(rename = "initialisationVector", borrow)]
-    iv: Option<Cow<'a, str>>,
-    #[serde(rename = "encryptedEncryptionKey", borrow)]
-    encrypted_key: Option<Cow<'a, str>>,
-    #[serde(rename = "keyEncryptionKeyId", borrow)]
-    key_id: Option<Cow<'a, str>>,
-}
-
-/// Reads a cell's envelope. The ciphertext is decoded here so the decrypting step only
-/// runs AES.
+/// Reads a cell's envelope
+/// `{"message": {"_id": .., "encryption": {..}, "dbObject": "<b64>"}}`. The ciphertext is
+/// decoded here so the decrypting step only runs AES.
 pub fn open(cell: Cell) -> Result<Sealed, Reject> {
-    let parsed = match serde_json::from_slice::<Envelope<'_>>(&cell.value) {
-        Ok(envelope) => read_envelope(envelope),
-        Err(e) => Err(format!("the value is not JSON: {e}")),
-    };
-    match parsed {
-        Ok((id, iv, ciphertext, key_id, encrypted_key)) => Ok(Sealed {
+    match read_envelope(&cell.value) {
+        Ok(opened) => Ok(Sealed {
             row: cell.row,
             line: cell.line,
             timestamp_ms: cell.timestamp_ms,
-            id,
-            iv,
-            ciphertext,
-            key_id,
-            encrypted_key,
+            id: opened.id,
+            iv: opened.iv,
+            ciphertext: opened.ciphertext,
+            key_id: opened.key_id,
+            encrypted_key: opened.encrypted_key,
+            value: cell.value,
         }),
         Err(reason) => Err(Reject::of_cell(&cell, reason)),
     }
 }
 
-type Opened = (String, [u8; IV_LEN], Vec<u8>, String, String);
+struct Opened {
+    id: String,
+    iv: [u8; IV_LEN],
+    ciphertext: Vec<u8>,
+    key_id: Text,
+    encrypted_key: Text,
+}
 
-fn read_envelope(envelope: Envelope<'_>) -> Result<Opened, String> {
-    let message = envelope.message.ok_or("the value has no `message`")?;
-    let id = message.id.ok_or("`message._id` is missing")?;
-    let encryption = message
-        .encryption
-        .ok_or("`message.encryption` is missing")?;
-    let iv = encryption
-        .iv
-        .ok_or("`message.encryption.initialisationVector` is missing")?;
-    let encrypted_key = encryption
-        .encrypted_key
-        .ok_or("`message.encryption.encryptedEncryptionKey` is missing")?;
-    let key_id = encryption
-        .key_id
-        .ok_or("`message.encryption.keyEncryptionKeyId` is missing")?;
-    let db_object = message.db_object.ok_or("`message.dbObject` is missing")?;
-    let iv = decode_iv(&iv)?;
-    let ciphertext = BASE64
-        .decode(db_object.as_bytes())
-        .map_err(|e| format!("`message.dbObject` is not base64: {e}"))?;
-    Ok((
-        compact_json(id.get()),
+/// Why an envelope could not be read.
+enum Unreadable {
+    Json(json::Invalid),
+    Reason(String),
+}
+
+impl From<json::Invalid> for Unreadable {
+    fn from(e: json::Invalid) -> Self {
+        Unreadable::Json(e)
+    }
+}
+
+/// The fields the envelope must give, as they are found in one pass over the value.
+#[derive(Default)]
+struct Found {
+    message: bool,
+    encryption: bool,
+    id: Option<Range<usize>>,
+    db_object: Option<Range<usize>>,
+    iv: Option<Range<usize>>,
+    encrypted_key: Option<Range<usize>>,
+    key_id: Option<Range<usize>>,
+}
+
+fn read_envelope(value: &[u8]) -> Result<Opened, String> {
+    let found = find_fields(value).map_err(|e| match e {
+        Unreadable::Json(e) => format!("the value is not JSON: {e}"),
+        Unreadable::Reason(reason) => reason,
+    })?;
+    if !found.message {
+        return Err("the value has no `message`".to_owned());
+    }
+    let id = found.id.ok_or("`message._id` is missing")?;
+    if !found.encryption {
+        return Err("`message.encryption` is missing".to_owned());
+    }
+    let iv = text(value, found.iv, "encryption.initialisationVector")?;
+    let encrypted_key = text(
+        value,
+        found.encrypted_key,
+        "encryption.encryptedEncryptionKey",
+    )?;
+    let key_id = text(value, found.key_id, "encryption.keyEncryptionKeyId")?;
+    let db_object = text(value, found.db_object, "dbObject")?;
+
+    let id =
+        std::str::from_utf8(&value[id]).map_err(|e| format!("`message._id` is not UTF-8: {e}"))?;
+    let iv = decode_iv(as_str(value, &iv))?;
+    let ciphertext = decode_base64(value, db_object)?;
+    Ok(Opened {
+        id: compact_json(id),
         iv,
         ciphertext,
-        key_id.into_owned(),
-        encrypted_key.into_owned(),
-    ))
+        key_id,
+        encrypted_key,
+    })
+}
+
+/// One pass over the value: descends into `message` and `message.encryption`, notes where
+/// the wanted members' values lie, and checks everything else as it passes over it. A
+/// wanted member given twice is refused rather than one of the two picked; `null` counts
+/// as missing, as a reader with optional fields takes it.
+fn find_fields(value: &[u8]) -> Result<Found, Unreadable> {
+    let mut found = Found::default();
+    let twice = |name: &str| Unreadable::Reason(format!("`{name}` appears twice in one object"));
+    let mut walker = json::Walker::new(value);
+    walker.object(|walker, key| {
+        if !json::key_is(value, &key, "message") {
+            return walker.value().map(|_| ()).map_err(Unreadable::from);
+        }
+        if found.message {
+            return Err(twice("message"));
+        }
+        if walker.peek() != Some(b'{') {
+            // Read it first, so broken JSON is reported as such, then judge it.
+            let range = walker.value()?;
+            return match &value[range] {
+                b"null" => Ok(()),
+                _ => Err(Unreadable::Reason("`message` is not an object".to_owned())),
+            };
+        }
+        found.message = true;
+        walker.object(|walker, key| {
+            if json::key_is(value, &key, "encryption") {
+                if found.encryption {
+                    return Err(twice("encryption"));
+                }
+                if walker.peek() != Some(b'{') {
+                    let range = walker.value()?;
+                    return match &value[range] {
+                        b"null" => Ok(()),
+                        _ => Err(Unreadable::Reason(
+                            "`message.encryption` is not an object".to_owned(),
+                        )),
+                    };
+                }
+                found.encryption = true;
+                return walker.object(|walker, key| {
+                    let slot = if json::key_is(value, &key, "initialisationVector") {
+                        Some((&mut found.iv, "initialisationVector"))
+                    } else if json::key_is(value, &key, "encryptedEncryptionKey") {
+                        Some((&mut found.encrypted_key, "encryptedEncryptionKey"))
+                    } else if json::key_is(value, &key, "keyEncryptionKeyId") {
+                        Some((&mut found.key_id, "keyEncryptionKeyId"))
+                    } else {
+                        None
+                    };
+                    let range = walker.value()?;
+                    match slot {
+                        Some((slot, name)) if slot.is_some() => Err(twice(name)),
+                        Some((slot, _)) => {
+                            *slot = Some(range);
+                            Ok(())
+                        }
+                        None => Ok(()),
+                    }
+                });
+            }
+            let slot = if json::key_is(value, &key, "_id") {
+                Some((&mut found.id, "_id"))
+            } else if json::key_is(value, &key, "dbObject") {
+                Some((&mut found.db_object, "dbObject"))
+            } else {
+                None
+            };
+            let range = walker.value()?;
+            match slot {
+                Some((slot, name)) if slot.is_some() => Err(twice(name)),
+                Some((slot, _)) => {
+                    *slot = Some(range);
+                    Ok(())
+                }
+                None => Ok(()),
+            }
+        })
+    })?;
+    walker.end()?;
+    Ok(found)
+}
+
+/// A string member of `message` by where its contents lie, or decoded when it holds
+/// escapes; `null` counts as missing.
+fn text(value: &[u8], range: Option<Range<usize>>, name: &str) -> Result<Text, String> {
+    let path = format!("`message.{name}`");
+    let range = match range {
+        Some(range) if value[range.start] == b'"' => range.start + 1..range.end - 1,
+        Some(range) if &value[range.clone()] != b"null" => {
+            return Err(format!("{path} is not a string"));
+        }
+        _ => return Err(format!("{path} is missing")),
+    };
+    if memchr::memchr(b'\\', &value[range.clone()]).is_some() {
+        return json::string_contents(value, range)
+            .map(Text::Decoded)
+            .ok_or_else(|| format!("{path} is not a valid string"));
+    }
+    std::str::from_utf8(&value[range.clone()]).map_err(|e| format!("{path} is not UTF-8: {e}"))?;
+    Ok(Text::At(range))
+}
+
+fn as_bytes<'a>(value: &'a [u8], text: &'a Text) -> &'a [u8] {
+    match text {
+        Text::At(range) => &value[range.clone()],
+        Text::Decoded(text) => text.as_bytes(),
+    }
+}
+
+fn as_str<'a>(value: &'a [u8], text: &'a Text) -> &'a str {
+    match text {
+        // Checked to be UTF-8 when the envelope was read.
+        Text::At(range) => std::str::from_utf8(&value[range.clone()]).unwrap_or(""),
+        Text::Decoded(text) => text,
+    }
+}
+
+/// `dbObject`'s bytes. A SIMD decoder does the work; when it refuses, the scalar one says why.
+fn decode_base64(value: &[u8], text: Text) -> Result<Vec<u8>, String> {
+    let decoded = match &text {
+        Text::At(range) => {
+            let encoded = &value[range.clone()];
+            // Padding is accepted with or without, as `crypto::BASE64` does.
+            let simd = if encoded.len() % 4 == 0 {
+                base64_simd::STANDARD
+            } else {
+                base64_simd::STANDARD_NO_PAD
+            };
+            simd.decode_to_vec(encoded).ok()
+        }
+        Text::Decoded(_) => None,
+    };
+    match decoded {
+        Some(bytes) => Ok(bytes),
+        None => BASE64
+            .decode(as_str(value, &text))
+            .map_err(|e| format!("`message.dbObject` is not base64: {e}")),
+    }
 }
 
 /// Decrypts a sealed record. A wrong key gives bytes that are not UTF-8 JSON, which is how
 /// it shows; CTR has no integrity check of its own.
-pub fn decrypt(sealed: Sealed, key: &DataKey) -> Result<Record, Reject> {
-    let mut plaintext = sealed.ciphertext;
+pub fn decrypt(mut sealed: Sealed, key: &DataKey) -> Result<Record, Reject> {
+    let mut plaintext = std::mem::take(&mut sealed.ciphertext);
     apply_keystream(key, &sealed.iv, &mut plaintext);
-    let checked = String::from_utf8(plaintext)
-        .map_err(|e| format!("not UTF-8 ({e})"))
-        .and_then(|text| {
-            serde_json::from_str::<IgnoredAny>(&text)
-                .map(|_| text)
-                .map_err(|e| format!("not JSON ({e})"))
-        });
+    // The SIMD validator is many times faster than the standard library's on text with
+    // non-ASCII characters; the copy that makes the `String` costs less than the difference.
+    let checked = match simdutf8::compat::from_utf8(&plaintext) {
+        Ok(text) => match json::validate(text.as_bytes()) {
+            Ok(()) => Ok(text.to_owned()),
+            Err(e) => Err(format!("not JSON ({e})")),
+        },
+        Err(e) => Err(format!("not UTF-8 ({e})")),
+    };
     match checked {
         Ok(record) => Ok(Record {
-            id: sealed.id,
+            id: std::mem::take(&mut sealed.id),
             timestamp_ms: sealed.timestamp_ms,
             record,
         }),
@@ -150,7 +324,7 @@ pub fn decrypt(sealed: Sealed, key: &DataKey) -> Result<Record, Reject> {
             line: Some(sealed.line),
             reason: format!(
                 "`dbObject` decrypted under master key `{}` is {problem}: a wrong data key or a corrupt record",
-                sealed.key_id
+                sealed.key_id()
             ),
         }),
     }
@@ -228,8 +402,8 @@ mod tests {
         )))
         .expect("a valid envelope");
         assert_eq!(sealed.id, r#"{"claimantId":"c-1","n":2}"#);
-        assert_eq!(sealed.key_id, "cloudhsm:1,2");
-        assert_eq!(sealed.encrypted_key, "AQID");
+        assert_eq!(sealed.key_id(), "cloudhsm:1,2");
+        assert_eq!(sealed.encrypted_key(), "AQID");
         let key = DataKey::from_base64("9IGlYTqyhBVKZBav1uROVA==").expect("key");
         let reject = decrypt(sealed, &key).expect_err("not JSON");
         assert!(reject.reason.contains("not JSON"), "{}", reject.reason);
@@ -284,6 +458,35 @@ mod tests {
         let cases = [
             ("not json".to_owned(), "the value is not JSON"),
             (r#"{"other": 1}"#.to_owned(), "has no `message`"),
+            (
+                r#"{"message": "#.to_owned(),
+                "the value is not JSON: the text ends too early",
+            ),
+            (r#"{"message": null}"#.to_owned(), "has no `message`"),
+            (
+                r#"{"message": [1]}"#.to_owned(),
+                "`message` is not an object",
+            ),
+            (
+                r#"{"message": {"_id": 1, "encryption": 7, "dbObject": "AA=="}}"#.to_owned(),
+                "`message.encryption` is not an object",
+            ),
+            (
+                r#"{"message": {"_id": 1, "_id": 2}}"#.to_owned(),
+                "`_id` appears twice in one object",
+            ),
+            (
+                format!(
+                    r#"{{"message": {{"_id": 1, "encryption": {ENCRYPTION}, "dbObject": 5}}}}"#
+                ),
+                "`message.dbObject` is not a string",
+            ),
+            (
+                format!(
+                    r#"{{"message": {{"_id": 1, "encryption": {ENCRYPTION}, "dbObject": "AA=="}}}} trailing"#
+                ),
+                "the value is not JSON: text after the value",
+            ),
             (
                 r#"{"message": {"encryption": {}, "dbObject": ""}}"#.to_owned(),
                 "`message._id` is missing",

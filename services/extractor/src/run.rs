@@ -21,7 +21,7 @@ use crate::output::{ObjectWriter, Output, Written};
 use crate::record::{self, Record};
 use crate::scan::{Reject, ScanItem};
 use crate::source::{ScanSource, read_scan};
-use crate::writer::{Chunk, Roller, WriterSettings};
+use crate::writer::{Chunk, Codec, Roller, WriterSettings};
 
 /// Cells per batch: enough to amortise the hand-offs, small enough to keep memory flat.
 const BATCH_CELLS: usize = 256;
@@ -44,6 +44,8 @@ pub struct RunConfig {
     pub correlation_id: CorrelationId,
     pub trigger_time_ms: u64,
     pub format: OutputFormat,
+    /// Parquet's compression.
+    pub codec: Codec,
     pub file_size: u64,
     /// A collection with more rejects than this fails the step.
     pub max_rejects: u64,
@@ -267,12 +269,14 @@ async fn decode(
     // A batch names a handful of keys at most: a list beats a map here.
     let mut answers: Vec<(String, String, KeyAnswer)> = Vec::new();
     for sealed in opened.iter().flatten() {
-        let known = answers
-            .iter()
-            .any(|(id, enc, _)| *id == sealed.key_id && *enc == sealed.encrypted_key);
+        let known = answers.iter().any(|(id, enc, _)| sealed.has_key(id, enc));
         if !known {
-            let answer = keys.get(&sealed.key_id, &sealed.encrypted_key).await?;
-            answers.push((sealed.key_id.clone(), sealed.encrypted_key.clone(), answer));
+            let answer = keys.get(sealed.key_id(), sealed.encrypted_key()).await?;
+            answers.push((
+                sealed.key_id().to_owned(),
+                sealed.encrypted_key().to_owned(),
+                answer,
+            ));
         }
     }
 
@@ -283,7 +287,7 @@ async fn decode(
                 let sealed = opened?;
                 let answer = answers
                     .iter()
-                    .find(|(id, enc, _)| *id == sealed.key_id && *enc == sealed.encrypted_key)
+                    .find(|(id, enc, _)| sealed.has_key(id, enc))
                     .map(|(_, _, answer)| answer);
                 match answer {
                     Some(KeyAnswer::Key(key)) => record::decrypt(sealed, key),
@@ -329,6 +333,7 @@ impl Lanes {
     ) -> Self {
         let max = config.encoders.max(1);
         let mut settings = WriterSettings::new(config.format, config.file_size);
+        settings.codec = config.codec;
         // One row group in memory per encoder: together no more than one encoder had.
         settings.row_group_bytes = (settings.row_group_bytes / max).max(MIN_ROW_GROUP_BYTES);
         let (queue, receiver) = mpsc::channel::<Vec<Record>>(1);

@@ -79,7 +79,7 @@ pub fn escape(bytes: &[u8]) -> String {
 pub fn unescape_into(text: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     out.reserve(text.len());
     let mut rest = text;
-    while let Some(at) = rest.iter().position(|&b| b == b'\\') {
+    while let Some(at) = memchr::memchr(b'\\', rest) {
         out.extend_from_slice(&rest[..at]);
         let escaped = match rest.get(at + 1..at + 4) {
             Some([b'x', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(h, l)| h << 4 | l),
@@ -372,7 +372,8 @@ fn cell(counts: &mut Counts, line: u64, text: &[u8], complete: bool) -> ScanItem
             return reject(None, None, reason);
         }
     };
-    let row_key = String::from_utf8_lossy(parts.row).into_owned();
+    // Only a reject needs the row key as text.
+    let row_key = || String::from_utf8_lossy(parts.row).into_owned();
     if parts.row != counts.last_row.as_slice() {
         counts.rows += 1;
         counts.last_row.clear();
@@ -381,7 +382,7 @@ fn cell(counts: &mut Counts, line: u64, text: &[u8], complete: bool) -> ScanItem
     counts.cells += 1;
     if !complete {
         return reject(
-            Some(row_key),
+            Some(row_key()),
             Some(parts.timestamp_ms),
             "the scan output ends in the middle of this line: the value is cut short".to_owned(),
         );
@@ -390,7 +391,7 @@ fn cell(counts: &mut Counts, line: u64, text: &[u8], complete: bool) -> ScanItem
         Ok(row) => row,
         Err(e) => {
             return reject(
-                Some(row_key),
+                Some(row_key()),
                 Some(parts.timestamp_ms),
                 format!("row key: {e}"),
             );
@@ -400,7 +401,7 @@ fn cell(counts: &mut Counts, line: u64, text: &[u8], complete: bool) -> ScanItem
         Ok(value) => value,
         Err(e) => {
             return reject(
-                Some(row_key),
+                Some(row_key()),
                 Some(parts.timestamp_ms),
                 format!("value: {e}"),
             );

@@ -1,5 +1,5 @@
-//! Encoding records into files: Parquet with zstd (the default) or the original's three text
-//! columns as gzip CSV. Files roll over at a size; the encoders only produce bytes, and the
+//! Encoding records into files: Parquet (zstd by default, or another codec) or the original's
+//! three text columns as gzip CSV. Files roll over at a size; the encoders only produce bytes, and the
 //! caller sends them wherever the output is (a local file, an S3 multipart upload).
 
 use std::io::Write;
@@ -38,9 +38,74 @@ pub enum Chunk {
     EndFile { records: u64 },
 }
 
+/// How Parquet pages are compressed (`--compression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// zstd at a level from 1 to 22.
+    Zstd(i32),
+    Snappy,
+    /// Parquet's `LZ4_RAW` (the older `LZ4` codec is deprecated by the format). Readers need
+    /// parquet-mr 1.12.3 or newer (Spark 3.3+, Hive with that library).
+    Lz4,
+    None,
+}
+
+impl Codec {
+    /// The default, chosen from the benchmark's measurements (BENCH.md, "Compression"):
+    /// level 1 costs a third of level 3's time for files a few percent larger.
+    pub const DEFAULT: Codec = Codec::Zstd(1);
+
+    fn parquet(self) -> Result<Compression, ExtractorError> {
+        Ok(match self {
+            Codec::Zstd(level) => {
+                Compression::ZSTD(ZstdLevel::try_new(level).map_err(parquet_error)?)
+            }
+            Codec::Snappy => Compression::SNAPPY,
+            Codec::Lz4 => Compression::LZ4_RAW,
+            Codec::None => Compression::UNCOMPRESSED,
+        })
+    }
+}
+
+impl std::str::FromStr for Codec {
+    type Err = String;
+
+    /// `zstd[:LEVEL]`, `snappy`, `lz4` or `none`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let usage = "use zstd[:LEVEL] (LEVEL 1 to 22), snappy, lz4 or none";
+        match text.split_once(':') {
+            Some(("zstd", level)) => match level.parse::<i32>() {
+                Ok(level @ 1..=22) => Ok(Codec::Zstd(level)),
+                _ => Err(format!("the zstd level `{level}` is not 1 to 22; {usage}")),
+            },
+            Some(_) => Err(format!("unknown compression `{text}`; {usage}")),
+            None => match text {
+                "zstd" => Ok(Codec::Zstd(3)),
+                "snappy" => Ok(Codec::Snappy),
+                "lz4" => Ok(Codec::Lz4),
+                "none" => Ok(Codec::None),
+                _ => Err(format!("unknown compression `{text}`; {usage}")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Codec::Zstd(level) => write!(f, "zstd:{level}"),
+            Codec::Snappy => f.write_str("snappy"),
+            Codec::Lz4 => f.write_str("lz4"),
+            Codec::None => f.write_str("none"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct WriterSettings {
     pub format: OutputFormat,
+    /// Parquet's page compression; CSV is always gzip.
+    pub codec: Codec,
     /// A file is closed once it reaches about this size.
     pub file_size: u64,
     pub row_group_bytes: usize,
@@ -53,6 +118,7 @@ impl WriterSettings {
             .clamp(1, MAX_ROW_GROUP_BYTES);
         Self {
             format,
+            codec: Codec::DEFAULT,
             file_size,
             row_group_bytes,
         }
@@ -179,11 +245,10 @@ fn parquet_error(e: parquet::errors::ParquetError) -> ExtractorError {
     ExtractorError::encode("a Parquet file", e)
 }
 
-pub fn parquet_properties() -> Result<WriterProperties, ExtractorError> {
-    let zstd = ZstdLevel::try_new(3).map_err(parquet_error)?;
+pub fn parquet_properties(codec: Codec) -> Result<WriterProperties, ExtractorError> {
     Ok(WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
-        .set_compression(Compression::ZSTD(zstd))
+        .set_compression(codec.parquet()?)
         // Ids and documents are nearly all distinct: a dictionary would be built, then
         // abandoned, for every page.
         .set_dictionary_enabled(false)
@@ -208,8 +273,12 @@ struct ParquetEncoder {
 impl ParquetEncoder {
     fn new(settings: &WriterSettings) -> Result<Self, ExtractorError> {
         let schema = Arc::new(parse_message_type(SCHEMA).map_err(parquet_error)?);
-        let writer = SerializedFileWriter::new(Vec::new(), schema, Arc::new(parquet_properties()?))
-            .map_err(parquet_error)?;
+        let writer = SerializedFileWriter::new(
+            Vec::new(),
+            schema,
+            Arc::new(parquet_properties(settings.codec)?),
+        )
+        .map_err(parquet_error)?;
         Ok(Self {
             writer,
             ids: Vec::new(),
@@ -511,6 +580,40 @@ mod tests {
             lines += count;
         }
         assert_eq!(lines, 2000);
+    }
+
+    #[test]
+    fn every_codec_reads_back_and_is_named_in_the_file() {
+        let records: Vec<Record> = (0..50)
+            .map(|i| record(i, &format!(r#"{{"n":{i},"pad":"{}"}}"#, noise(i, 300))))
+            .collect();
+        for (text, codec, in_file) in [
+            ("zstd:1", Codec::Zstd(1), "ZSTD"),
+            ("zstd", Codec::Zstd(3), "ZSTD"),
+            ("zstd:22", Codec::Zstd(22), "ZSTD"),
+            ("snappy", Codec::Snappy, "SNAPPY"),
+            ("lz4", Codec::Lz4, "LZ4_RAW"),
+            ("none", Codec::None, "UNCOMPRESSED"),
+        ] {
+            assert_eq!(text.parse::<Codec>(), Ok(codec), "{text}");
+            assert_eq!(codec.to_string().parse::<Codec>(), Ok(codec), "{codec}");
+            let mut settings = WriterSettings::new(OutputFormat::Parquet, 128 << 20);
+            settings.codec = codec;
+            let files = files(all_chunks(settings, &records));
+            assert_eq!(files.len(), 1, "{text}");
+            let bytes = files[0].0.clone();
+            let reader = SerializedFileReader::new(hyper::body::Bytes::from(bytes.clone()))
+                .expect("a Parquet file");
+            let written = reader.metadata().row_group(0).column(2).compression();
+            assert!(
+                written.to_string().starts_with(in_file),
+                "{text}: {written}"
+            );
+            assert_eq!(read_parquet(bytes), records, "{text}");
+        }
+        for bad in ["zstd:0", "zstd:x", "gzip", "lz4:1", ""] {
+            assert!(bad.parse::<Codec>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -5,7 +5,15 @@
 //! ```sh
 //! cargo build --release -p intraday-extractor --bins
 //! target/release/intraday-extractor-bench [--records-1k N] [--records-8k N] [--keys N] [--dir DIR]
+//!     [--python PYTHON] [--compression CODEC]
 //! ```
+//!
+//! `--compression` is passed to the binary's end-to-end runs (its default otherwise).
+//!
+//! With `--python` (an interpreter with pycryptodome; `ci/bench.sh` passes one), the
+//! original's per-record Python path (`bench/original_path.py`) runs on the same scan, pinned
+//! to one core like the one-worker run, and each end-to-end row says how many times faster
+//! than it the extractor was.
 //!
 //! Prints a Markdown table: records/s and MB/s (10^6 bytes) per stage, and for the end-to-end
 //! run its wall time and peak resident memory.
@@ -24,7 +32,7 @@ use intraday_extractor::output::Output;
 use intraday_extractor::record::{self, Record};
 use intraday_extractor::scan::{Cell, split_cell_line, unescape};
 use intraday_extractor::synth;
-use intraday_extractor::writer::{Chunk, Roller, WriterSettings};
+use intraday_extractor::writer::{Chunk, Codec, Roller, WriterSettings};
 
 const START: u64 = 1_710_149_400_001;
 const END: u64 = 1_710_153_000_000;
@@ -34,6 +42,8 @@ struct Options {
     records_8k: usize,
     keys: usize,
     dir: PathBuf,
+    python: Option<PathBuf>,
+    compression: Option<String>,
 }
 
 struct Row {
@@ -92,6 +102,8 @@ fn options() -> Result<Options, String> {
         records_8k: 20_000,
         keys: 4,
         dir: std::env::temp_dir().join(format!("intraday-extractor-bench-{}", std::process::id())),
+        python: None,
+        compression: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -105,9 +117,11 @@ fn options() -> Result<Options, String> {
             "--records-8k" => options.records_8k = number(value()?)?,
             "--keys" => options.keys = number(value()?)?.max(1),
             "--dir" => options.dir = PathBuf::from(value()?),
+            "--python" => options.python = Some(PathBuf::from(value()?)),
+            "--compression" => options.compression = Some(value()?),
             other => {
                 return Err(format!(
-                    "unknown flag `{other}`; use --records-1k N --records-8k N --keys N --dir DIR"
+                    "unknown flag `{other}`; use --records-1k N --records-8k N --keys N --dir DIR --python PYTHON --compression CODEC"
                 ));
             }
         }
@@ -231,15 +245,13 @@ async fn measure(
     for s in &sealed {
         if !answers
             .iter()
-            .any(|(id, enc, _): &(String, String, KeyAnswer)| {
-                *id == s.key_id && *enc == s.encrypted_key
-            })
+            .any(|(id, enc, _): &(String, String, KeyAnswer)| s.has_key(id, enc))
         {
             let answer = cache
-                .get(&s.key_id, &s.encrypted_key)
+                .get(s.key_id(), s.encrypted_key())
                 .await
                 .map_err(|e| e.to_string())?;
-            answers.push((s.key_id.clone(), s.encrypted_key.clone(), answer));
+            answers.push((s.key_id().to_owned(), s.encrypted_key().to_owned(), answer));
         }
     }
     let key_time = started.elapsed();
@@ -250,7 +262,7 @@ async fn measure(
     for s in sealed {
         let answer = answers
             .iter()
-            .find(|(id, enc, _)| *id == s.key_id && *enc == s.encrypted_key)
+            .find(|(id, enc, _)| s.has_key(id, enc))
             .map(|(_, _, a)| a);
         let Some(KeyAnswer::Key(key)) = answer else {
             return Err("a key was refused".to_owned());
@@ -275,13 +287,30 @@ async fn measure(
         .map(|r| (r.id.len() + r.record.len() + 8) as u64)
         .sum();
     let mut encoded = Vec::new();
-    for (stage, format) in [
-        ("encode Parquet (zstd)", OutputFormat::Parquet),
-        ("encode CSV-gzip", OutputFormat::CsvGzip),
+    let parquet = |codec: Codec| {
+        (
+            format!("encode Parquet ({codec})"),
+            OutputFormat::Parquet,
+            codec,
+        )
+    };
+    for (stage, format, codec) in [
+        parquet(Codec::DEFAULT),
+        parquet(Codec::Zstd(3)),
+        parquet(Codec::Snappy),
+        parquet(Codec::Lz4),
+        parquet(Codec::None),
+        (
+            "encode CSV-gzip (level 1)".to_owned(),
+            OutputFormat::CsvGzip,
+            Codec::DEFAULT,
+        ),
     ] {
         let input = decrypted.clone();
         let started = Instant::now();
-        let mut roller = Roller::new(WriterSettings::new(format, 128 << 20));
+        let mut settings = WriterSettings::new(format, 128 << 20);
+        settings.codec = codec;
+        let mut roller = Roller::new(settings);
         let mut chunks = Vec::new();
         for r in input {
             roller.push(r).map_err(|e| e.to_string())?;
@@ -297,7 +326,7 @@ async fn measure(
             })
             .sum();
         rows.push(Row {
-            stage: stage.to_owned(),
+            stage,
             records: decrypted.len(),
             bytes: record_bytes,
             elapsed,
@@ -307,7 +336,7 @@ async fn measure(
                 record_bytes as f64 / out_bytes.max(1) as f64
             ),
         });
-        if format == OutputFormat::Parquet {
+        if format == OutputFormat::Parquet && codec == Codec::DEFAULT {
             encoded = chunks;
         }
     }
@@ -358,16 +387,87 @@ async fn measure(
 
     // End to end with 1 to N workers, each run pinned to as many cores (taskset), so the
     // scaling is the binary's and not the scheduler's: N workers on N cores against 1 on 1.
+    let python = match &options.python {
+        Some(python) => {
+            let row = original_path(options, python, dks, &scan_path, scan_bytes, count)?;
+            let secs = row.elapsed.as_secs_f64();
+            rows.push(row);
+            Some(secs)
+        }
+        None => None,
+    };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut one = None;
-    for workers in 1..=cpus {
-        let mut row = end_to_end(options, dks, &scan_path, scan_bytes, count, workers).await?;
-        let secs = row.elapsed.as_secs_f64();
-        let base = *one.get_or_insert(secs);
-        row.note = format!("{}; {:.2}x one worker on one core", row.note, base / secs);
+    let mut layouts: Vec<Layout> = (1..=cpus).map(Layout::Workers).collect();
+    if cpus > 1 {
+        layouts.push(Layout::Copies(cpus));
+    }
+    for layout in layouts {
+        let mut row = end_to_end(options, dks, &scan_path, scan_bytes, count, layout).await?;
+        // Records per second against one worker on one core's.
+        let rate = row.records as f64 / row.elapsed.as_secs_f64();
+        let base = *one.get_or_insert(rate);
+        row.note = format!("{}; {:.2}x one worker on one core", row.note, rate / base);
+        if let Some(python) = python {
+            let python_rate = count as f64 / python;
+            row.note = format!(
+                "{}; {:.1}x the original's Python",
+                row.note,
+                rate / python_rate
+            );
+        }
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// The original's per-record Python over the same scan, pinned to one core. Its own
+/// measurement (from the first line read to the last written) is used, so the
+/// interpreter's start is not counted against it.
+fn original_path(
+    options: &Options,
+    python: &Path,
+    dks: &LoopbackDks,
+    scan: &Path,
+    scan_bytes: u64,
+    count: usize,
+) -> Result<Row, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/original_path.py");
+    let out = options.dir.join("original.csv");
+    let output = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(python)
+        .arg(&script)
+        .arg("--scan")
+        .arg(scan)
+        .args(["--dks-url", &dks.url()])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .map_err(|e| format!("{}: {e}", python.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "the original's path failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("the original's path printed no report: {e}"))?;
+    let records = report["records"].as_u64().unwrap_or(0);
+    if records != count as u64 {
+        return Err(format!(
+            "the original's path read {records} records of {count}"
+        ));
+    }
+    let seconds = report["seconds"].as_f64().unwrap_or(0.0);
+    let _ = std::fs::remove_file(&out);
+    Ok(Row {
+        stage: "the original's Python path (1 core)".to_owned(),
+        records: count,
+        bytes: scan_bytes,
+        elapsed: Duration::from_secs_f64(seconds),
+        note: "scan text; bench/original_path.py, CSV lines uncompressed".to_owned(),
+    })
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -378,80 +478,159 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// How the binary is run end to end: one process with `workers` workers on as many
+/// cores, or `copies` independent one-worker processes at once, each on a core of its own.
+#[derive(Clone, Copy)]
+enum Layout {
+    Workers(usize),
+    Copies(usize),
+}
+
 /// The real binary on the scan file, to a local directory, keys from the loopback service.
-/// Its peak RSS is its `VmHWM`, sampled until it exits (the high-water mark only grows).
+/// Its peak RSS is its `VmHWM` and its CPU time its utime + stime, sampled until it exits
+/// (both only grow). With copies, records/s is theirs together, RSS the largest and CPU the
+/// sum.
 async fn end_to_end(
     options: &Options,
     dks: &LoopbackDks,
     scan: &Path,
     scan_bytes: u64,
     count: usize,
-    workers: usize,
+    layout: Layout,
 ) -> Result<Row, String> {
     let binary = std::env::current_exe()
         .map_err(|e| e.to_string())?
         .with_file_name("intraday-extractor");
-    let out = options.dir.join("e2e-out");
-    let mut command = Command::new("taskset");
-    command
-        .args(["-c", &format!("0-{}", workers - 1)])
-        .arg(&binary)
-        .args(["--workers", &workers.to_string()]);
-    command
-        .args([
-            "--correlation-id",
-            "bench",
-            "--trigger-time-ms",
-            "1710153000000",
-        ])
-        .args(["--collection", &format!("db.core.claimant:{START}:{END}")])
-        .arg("--scan-file")
-        .arg(format!("db.core.claimant={}", scan.display()))
-        .arg("--output")
-        .arg(&out)
-        .args(["--dks-url", &dks.url()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let runs: Vec<(String, usize)> = match layout {
+        Layout::Workers(n) => vec![(format!("0-{}", n - 1), n)],
+        Layout::Copies(n) => (0..n).map(|core| (core.to_string(), 1)).collect(),
+    };
     let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("{}: {e}", binary.display()))?;
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_kb = 0u64;
-    let status = loop {
-        if let Ok(text) = std::fs::read_to_string(&status_path) {
+    let mut children = Vec::new();
+    for (i, (cores, workers)) in runs.iter().enumerate() {
+        let out = options.dir.join(format!("e2e-out-{i}"));
+        let mut command = Command::new("taskset");
+        command
+            .args(["-c", cores])
+            .arg(&binary)
+            .args(["--workers", &workers.to_string()]);
+        if let Some(codec) = &options.compression {
+            command.args(["--compression", codec]);
+        }
+        command
+            .args([
+                "--correlation-id",
+                "bench",
+                "--trigger-time-ms",
+                "1710153000000",
+            ])
+            .args(["--collection", &format!("db.core.claimant:{START}:{END}")])
+            .arg("--scan-file")
+            .arg(format!("db.core.claimant={}", scan.display()))
+            .arg("--output")
+            .arg(&out)
+            .args(["--dks-url", &dks.url()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = command
+            .spawn()
+            .map_err(|e| format!("{}: {e}", binary.display()))?;
+        children.push(Watched {
+            status_path: format!("/proc/{}/status", child.id()),
+            stat_path: format!("/proc/{}/stat", child.id()),
+            child,
+            out,
+            peak_kb: 0,
+            cpu_ticks: 0,
+            exited: None,
+        });
+    }
+    while children.iter().any(|c| c.exited.is_none()) {
+        for watched in children.iter_mut().filter(|c| c.exited.is_none()) {
+            watched.sample();
+            if let Some(status) = watched.child.try_wait().map_err(|e| e.to_string())? {
+                watched.exited = Some(status);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    for watched in &mut children {
+        if !watched.exited.is_some_and(|s| s.success()) {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = watched.child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            return Err(format!("the extractor failed: {stderr}"));
+        }
+        let _ = std::fs::remove_dir_all(&watched.out);
+    }
+    let peak_kb = children.iter().map(|c| c.peak_kb).max().unwrap_or(0);
+    let cpu_ticks: u64 = children.iter().map(|c| c.cpu_ticks).sum();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let (stage, records, bytes) = match layout {
+        Layout::Workers(n) => (
+            format!(
+                "**end to end** (binary, {} on {})",
+                plural(n, "worker"),
+                plural(n, "core")
+            ),
+            count,
+            scan_bytes,
+        ),
+        Layout::Copies(n) => (
+            format!("{n} one-worker binaries at once, a core each (the machine's ceiling)"),
+            count * n,
+            scan_bytes * n as u64,
+        ),
+    };
+    Ok(Row {
+        stage,
+        records,
+        bytes,
+        elapsed,
+        note: format!(
+            "scan text; peak RSS {:.0} MiB; CPU {:.2} s",
+            peak_kb as f64 / 1024.0,
+            // Linux reports these in USER_HZ, 100 a second on every common configuration.
+            cpu_ticks as f64 / 100.0
+        ),
+    })
+}
+
+/// A running extractor and what has been sampled of it.
+struct Watched {
+    child: std::process::Child,
+    status_path: String,
+    stat_path: String,
+    out: PathBuf,
+    peak_kb: u64,
+    cpu_ticks: u64,
+    exited: Option<std::process::ExitStatus>,
+}
+
+impl Watched {
+    fn sample(&mut self) {
+        if let Ok(text) = std::fs::read_to_string(&self.status_path) {
             if let Some(kb) = text
                 .lines()
                 .find_map(|l| l.strip_prefix("VmHWM:"))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             {
-                peak_kb = peak_kb.max(kb);
+                self.peak_kb = self.peak_kb.max(kb);
             }
         }
-        match child.try_wait().map_err(|e| e.to_string())? {
-            Some(status) => break status,
-            None => tokio::time::sleep(Duration::from_millis(5)).await,
+        // utime + stime (fields 14 and 15, after the parenthesised name), in clock ticks:
+        // the last sample before the exit, so short of the total by at most one interval.
+        if let Ok(text) = std::fs::read_to_string(&self.stat_path) {
+            if let Some((_, rest)) = text.rsplit_once(')') {
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+                if let (Some(user), Some(system)) = (tick(11), tick(12)) {
+                    self.cpu_ticks = self.cpu_ticks.max(user + system);
+                }
+            }
         }
-    };
-    let elapsed = started.elapsed();
-    if !status.success() {
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-        }
-        return Err(format!("the extractor failed: {stderr}"));
     }
-    let _ = std::fs::remove_dir_all(&out);
-    Ok(Row {
-        stage: format!(
-            "**end to end** (binary, {workers} worker{} on {workers} core{})",
-            if workers == 1 { "" } else { "s" },
-            if workers == 1 { "" } else { "s" }
-        ),
-        records: count,
-        bytes: scan_bytes,
-        elapsed,
-        note: format!("scan text; peak RSS {:.0} MiB", peak_kb as f64 / 1024.0),
-    })
 }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The extractor's benchmark (services/extractor/BENCH.md): builds the release profile as
+# shipped, installs the baseline's one dependency, and runs intraday-extractor-bench with the
+# original's Python path beside it. Arguments go to the benchmark, e.g.
+#
+#   ci/bench.sh --records-1k 100000 --records-8k 20000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source ci/tools.sh
+intraday_bench_tools
+command -v taskset >/dev/null || { echo "bench: taskset is missing (Debian: apt-get install util-linux)" >&2; exit 1; }
+cargo build --release --locked -p intraday-extractor --bins
+exec "${CARGO_TARGET_DIR:-target}/release/intraday-extractor-bench" \
+  --python "$INTRADAY_TOOLS_DIR/bin/python" "$@"
