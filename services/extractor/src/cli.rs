@@ -123,6 +123,14 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 
+    /// Collections extracted at the same time, sharing the workers (each gets
+    /// workers / N, at least one) and the memory. Defaults to as many as there are workers:
+    /// separate collections keep every core busy with the least hand-over between them (the
+    /// original system also ran its collections at once). Each collection runs
+    /// --scan-parallelism `hbase shell`s.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub collections_at_once: Option<u16>,
+
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
@@ -342,7 +350,7 @@ pub fn config(args: &Args) -> Result<RunConfig, ExtractorError> {
         }
         files.insert(collection, PathBuf::from(path));
     }
-    let jobs = order
+    let jobs: Vec<CollectionJob> = order
         .into_iter()
         .map(|collection| CollectionJob {
             window: windows[&collection],
@@ -371,6 +379,10 @@ pub fn config(args: &Args) -> Result<RunConfig, ExtractorError> {
         workers,
         // As many encoders as decoders: on one core one of each, on N cores N of each.
         encoders: workers,
+        collections_at_once: args
+            .collections_at_once
+            .map_or(workers, usize::from)
+            .min(jobs.len().max(1)),
         jobs,
     })
 }
@@ -435,6 +447,7 @@ mod tests {
         .expect("valid");
         assert_eq!(config.format, OutputFormat::CsvGzip);
         assert_eq!(config.codec, Codec::DEFAULT);
+        assert_eq!(config.collections_at_once, config.workers.min(2));
         assert_eq!(config.file_size, 64 << 20);
         assert_eq!(config.max_rejects, 3);
         assert_eq!(config.jobs.len(), 2);

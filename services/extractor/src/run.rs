@@ -54,6 +54,10 @@ pub struct RunConfig {
     /// Encoders per collection, each writing files of its own: the encoding is spread over
     /// as many cores. Each holds one row group, so the row-group budget is shared among them.
     pub encoders: usize,
+    /// Collections extracted at the same time. The workers are shared among them (each gets
+    /// `workers / collections_at_once`, at least one), and so is the row-group budget, so
+    /// memory stays as it is with one.
+    pub collections_at_once: usize,
     pub jobs: Vec<CollectionJob>,
 }
 
@@ -61,28 +65,83 @@ type Outcome = Result<Record, Reject>;
 
 /// Extracts every collection, then writes the manifest. Any error returns before the
 /// manifest is written, so a run without a manifest is an incomplete run.
+///
+/// Collections run `collections_at_once` at a time, in the order given. After a failure no
+/// further collection starts; those already running finish (or fail) on their own, so no
+/// upload is cut off halfway, and the first failure is the one reported.
 pub async fn run(
     config: &RunConfig,
     output: &Output,
     keys: Arc<KeyCache>,
 ) -> Result<Manifest, ExtractorError> {
     let run = run_folder(config.trigger_time_ms)?;
-    let mut entries = Vec::with_capacity(config.jobs.len());
-    for job in &config.jobs {
-        let span =
-            tracing::info_span!("collection", collection = %job.collection, window = %job.window);
-        let entry = extract(config, job, &run, output, keys.clone())
-            .instrument(span)
-            .await?;
-        tracing::info!(
-            collection = %job.collection,
-            records = entry.records,
-            rejected = entry.rejected,
-            files = entry.files.len(),
-            bytes = entry.bytes,
-            "collection extracted"
-        );
-        entries.push(entry);
+    let at_once = config
+        .collections_at_once
+        .clamp(1, config.jobs.len().max(1));
+    let share = Arc::new(RunConfig {
+        workers: (config.workers / at_once).max(1),
+        encoders: (config.encoders / at_once).max(1),
+        jobs: Vec::new(),
+        ..config.clone()
+    });
+    let row_group_share = at_once;
+    let mut running = tokio::task::JoinSet::new();
+    let mut entries: Vec<Option<CollectionManifest>> = vec![None; config.jobs.len()];
+    let mut failed = None;
+    let mut next = config.jobs.iter().enumerate();
+    loop {
+        while failed.is_none() && running.len() < at_once {
+            let Some((index, job)) = next.next() else {
+                break;
+            };
+            let span = tracing::info_span!(
+                "collection",
+                collection = %job.collection,
+                window = %job.window
+            );
+            let (share, job, run, output, keys) = (
+                share.clone(),
+                job.clone(),
+                run.clone(),
+                output.clone(),
+                keys.clone(),
+            );
+            running.spawn(
+                async move {
+                    let entry = extract(&share, row_group_share, &job, &run, &output, keys).await;
+                    (index, entry)
+                }
+                .instrument(span),
+            );
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        match joined.map_err(worker_died) {
+            Ok((index, Ok(entry))) => {
+                tracing::info!(
+                    collection = %entry.collection,
+                    records = entry.records,
+                    rejected = entry.rejected,
+                    files = entry.files.len(),
+                    bytes = entry.bytes,
+                    "collection extracted"
+                );
+                entries[index] = Some(entry);
+            }
+            Ok((_, Err(e))) | Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let entries: Vec<CollectionManifest> = entries.into_iter().flatten().collect();
+    if entries.len() != config.jobs.len() {
+        return Err(ExtractorError::Worker(
+            "a collection ended without a result".to_owned(),
+        ));
     }
     let manifest = manifest(
         config.correlation_id.clone(),
@@ -100,8 +159,10 @@ pub async fn run(
     Ok(manifest)
 }
 
+/// One collection. `row_group_share` is how many collections share the row-group budget.
 async fn extract(
     config: &RunConfig,
+    row_group_share: usize,
     job: &CollectionJob,
     run: &str,
     output: &Output,
@@ -169,7 +230,13 @@ async fn extract(
     ];
     let mut tally = Tally::default();
     let mut rejects = RejectsFile::new(&job.collection, run, cid, tags.clone());
-    let mut lanes = Lanes::start(config, output, format!("{data_prefix}part-{cid}-"), tags);
+    let mut lanes = Lanes::start(
+        config,
+        row_group_share,
+        output,
+        format!("{data_prefix}part-{cid}-"),
+        tags,
+    );
 
     let consumed = async {
         while let Some(decoding) = done_rx.recv().await {
@@ -327,6 +394,7 @@ type FileWritten = (Written, u64);
 impl Lanes {
     fn start(
         config: &RunConfig,
+        row_group_share: usize,
         output: &Output,
         prefix: String,
         tags: Vec<(String, String)>,
@@ -334,8 +402,10 @@ impl Lanes {
         let max = config.encoders.max(1);
         let mut settings = WriterSettings::new(config.format, config.file_size);
         settings.codec = config.codec;
-        // One row group in memory per encoder: together no more than one encoder had.
-        settings.row_group_bytes = (settings.row_group_bytes / max).max(MIN_ROW_GROUP_BYTES);
+        // One row group in memory per encoder, of every collection running: together no
+        // more than one encoder had.
+        settings.row_group_bytes =
+            (settings.row_group_bytes / (max * row_group_share.max(1))).max(MIN_ROW_GROUP_BYTES);
         let (queue, receiver) = mpsc::channel::<Vec<Record>>(1);
         let mut lanes = Self {
             queue,

@@ -432,3 +432,78 @@ async fn a_large_collection_is_encoded_in_parallel_into_distinct_files() {
     ids.dedup();
     assert_eq!(ids.len(), 12_000, "every record once");
 }
+
+/// Two more collections beside the fixture's, each with a scan of its own: the flags that
+/// add them, and how many records each holds.
+fn more_collections(fx: &Fixture) -> (Vec<String>, Vec<(&'static str, usize)>) {
+    let mut flags = Vec::new();
+    let mut expected = Vec::new();
+    for (i, name) in ["db.core.contract", "db.core.statement"]
+        .into_iter()
+        .enumerate()
+    {
+        let count = 60 + 30 * i;
+        let records = synth::records(count, 512, fx.keys.len(), START, 40 + i as u64);
+        let scan = fx.scan_file(&format!("{name}.scan"), &fx.good_scan(&records));
+        flags.extend([
+            "--collection".to_owned(),
+            format!("{name}:{START}:{END}"),
+            "--scan-file".to_owned(),
+            format!("{name}={}", scan.display()),
+        ]);
+        expected.push((name, count));
+    }
+    (flags, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_run_at_once_and_the_manifest_keeps_their_order() {
+    let fx = Fixture::new().await;
+    let records = synth::records(40, 512, fx.keys.len(), START, 3);
+    let scan = fx.scan_file("claimant.scan", &fx.good_scan(&records));
+    let (mut flags, more) = more_collections(&fx);
+    flags.extend(["--workers", "2", "--collections-at-once", "3"].map(str::to_owned));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let output = fx.run(&scan, &flags).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let manifest = Manifest::parse(&std::fs::read_to_string(fx.manifest_path()).expect("manifest"))
+        .expect("a valid manifest");
+    let got: Vec<(String, u64)> = manifest
+        .collections
+        .iter()
+        .map(|c| (c.collection.name(), c.records))
+        .collect();
+    let mut want = vec![(COLLECTION.to_owned(), 40)];
+    want.extend(more.iter().map(|(name, n)| (name.to_string(), *n as u64)));
+    assert_eq!(got, want, "every collection, in the order given");
+    for entry in &manifest.collections {
+        let rows: usize = entry
+            .files
+            .iter()
+            .map(|f| read_parquet(&fx.out().join(&f.key)).len())
+            .sum();
+        assert_eq!(rows as u64, entry.records, "{}", entry.collection);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_collection_fails_no_further_one_starts() {
+    let fx = Fixture::new().await;
+    let records = synth::records(5, 512, fx.keys.len(), START, 9);
+    let text = fx.good_scan(&records);
+    let scan = fx.scan_file("claimant.scan", &text[..text.len() - 300]);
+    let (mut flags, _) = more_collections(&fx);
+    flags.extend(["--collections-at-once", "1"].map(str::to_owned));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let output = fx.run(&scan, &flags).await;
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("truncated"), "{}", stderr(&output));
+    assert!(!fx.manifest_path().exists());
+    for table in ["core_contract", "core_statement"] {
+        assert!(
+            !fx.out().join(table).exists(),
+            "{table} started after the first collection failed"
+        );
+    }
+}

@@ -400,6 +400,7 @@ async fn measure(
     let mut one = None;
     let mut layouts: Vec<Layout> = (1..=cpus).map(Layout::Workers).collect();
     if cpus > 1 {
+        layouts.push(Layout::Collections(cpus));
         layouts.push(Layout::Copies(cpus));
     }
     for layout in layouts {
@@ -479,10 +480,13 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 /// How the binary is run end to end: one process with `workers` workers on as many
-/// cores, or `copies` independent one-worker processes at once, each on a core of its own.
+/// cores, one process with as many collections at once as workers, or independent
+/// one-worker processes at once, each on a core of its own.
 #[derive(Clone, Copy)]
 enum Layout {
     Workers(usize),
+    /// `n` collections (the same scan under `n` names) in one process, `n` workers.
+    Collections(usize),
     Copies(usize),
 }
 
@@ -502,8 +506,12 @@ async fn end_to_end(
         .map_err(|e| e.to_string())?
         .with_file_name("intraday-extractor");
     let runs: Vec<(String, usize)> = match layout {
-        Layout::Workers(n) => vec![(format!("0-{}", n - 1), n)],
+        Layout::Workers(n) | Layout::Collections(n) => vec![(format!("0-{}", n - 1), n)],
         Layout::Copies(n) => (0..n).map(|core| (core.to_string(), 1)).collect(),
+    };
+    let collections: Vec<String> = match layout {
+        Layout::Collections(n) => (0..n).map(|i| format!("db.core.claimant{i}")).collect(),
+        _ => vec!["db.core.claimant".to_owned()],
     };
     let started = Instant::now();
     let mut children = Vec::new();
@@ -524,9 +532,14 @@ async fn end_to_end(
                 "--trigger-time-ms",
                 "1710153000000",
             ])
-            .args(["--collection", &format!("db.core.claimant:{START}:{END}")])
-            .arg("--scan-file")
-            .arg(format!("db.core.claimant={}", scan.display()))
+            .args(["--collections-at-once", &collections.len().to_string()]);
+        for name in &collections {
+            command
+                .args(["--collection", &format!("{name}:{START}:{END}")])
+                .arg("--scan-file")
+                .arg(format!("{name}={}", scan.display()));
+        }
+        command
             .arg("--output")
             .arg(&out)
             .args(["--dks-url", &dks.url()])
@@ -578,6 +591,11 @@ async fn end_to_end(
             ),
             count,
             scan_bytes,
+        ),
+        Layout::Collections(n) => (
+            format!("**end to end** (binary, {n} collections at once, {n} workers on {n} cores)"),
+            count * n,
+            scan_bytes * n as u64,
         ),
         Layout::Copies(n) => (
             format!("{n} one-worker binaries at once, a core each (the machine's ceiling)"),
