@@ -26,6 +26,8 @@ use crate::writer::{Chunk, Codec, Roller, WriterSettings};
 /// Cells per batch: enough to amortise the hand-offs, small enough to keep memory flat.
 const BATCH_CELLS: usize = 256;
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Scan batches queued between the reader and the decoders, for all collections running.
+const QUEUED_BATCHES: usize = 4;
 /// The smallest row group an encoder is given when several share the budget: smaller ones
 /// compress worse and cost more per file to read.
 const MIN_ROW_GROUP_BYTES: usize = 8 * 1024 * 1024;
@@ -84,7 +86,7 @@ pub async fn run(
         jobs: Vec::new(),
         ..config.clone()
     });
-    let row_group_share = at_once;
+    let sharing = at_once;
     let mut running = tokio::task::JoinSet::new();
     let mut entries: Vec<Option<CollectionManifest>> = vec![None; config.jobs.len()];
     let mut failed = None;
@@ -108,7 +110,7 @@ pub async fn run(
             );
             running.spawn(
                 async move {
-                    let entry = extract(&share, row_group_share, &job, &run, &output, keys).await;
+                    let entry = extract(&share, sharing, &job, &run, &output, keys).await;
                     (index, entry)
                 }
                 .instrument(span),
@@ -159,10 +161,11 @@ pub async fn run(
     Ok(manifest)
 }
 
-/// One collection. `row_group_share` is how many collections share the row-group budget.
+/// One collection. `sharing` is how many collections share the memory budget: the row
+/// groups and the scan batches queued for decoding.
 async fn extract(
     config: &RunConfig,
-    row_group_share: usize,
+    sharing: usize,
     job: &CollectionJob,
     run: &str,
     output: &Output,
@@ -181,7 +184,8 @@ async fn extract(
         tracing::warn!(stale, prefix = %data_prefix, "removed files an earlier attempt of this run left");
     }
 
-    let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<ScanItem>>(4);
+    let (batch_tx, mut batch_rx) =
+        mpsc::channel::<Vec<ScanItem>>((QUEUED_BATCHES / sharing.max(1)).max(1));
     let reader = {
         let (source, collection, window) = (job.source.clone(), job.collection.clone(), job.window);
         tokio::task::spawn_blocking(move || {
@@ -232,7 +236,7 @@ async fn extract(
     let mut rejects = RejectsFile::new(&job.collection, run, cid, tags.clone());
     let mut lanes = Lanes::start(
         config,
-        row_group_share,
+        sharing,
         output,
         format!("{data_prefix}part-{cid}-"),
         tags,
@@ -394,7 +398,7 @@ type FileWritten = (Written, u64);
 impl Lanes {
     fn start(
         config: &RunConfig,
-        row_group_share: usize,
+        sharing: usize,
         output: &Output,
         prefix: String,
         tags: Vec<(String, String)>,
@@ -405,7 +409,7 @@ impl Lanes {
         // One row group in memory per encoder, of every collection running: together no
         // more than one encoder had.
         settings.row_group_bytes =
-            (settings.row_group_bytes / (max * row_group_share.max(1))).max(MIN_ROW_GROUP_BYTES);
+            (settings.row_group_bytes / (max * sharing.max(1))).max(MIN_ROW_GROUP_BYTES);
         let (queue, receiver) = mpsc::channel::<Vec<Record>>(1);
         let mut lanes = Self {
             queue,
