@@ -67,7 +67,7 @@ pub struct Args {
     pub format: String,
 
     /// Parquet's compression: `zstd:LEVEL` (1 to 22; `zstd` alone is level 3), `snappy`,
-    /// `lz4` (LZ4_RAW: readers need parquet-mr 1.12.3+) or `none`. Defaults to zstd:1,
+    /// `lz4` (LZ4_RAW: readers need parquet-mr 1.12.3+) or `none`. Defaults to zstd:3,
     /// measured the best trade of speed against size (BENCH.md). Not for csv-gzip.
     #[arg(long, value_name = "CODEC")]
     pub compression: Option<String>,

@@ -51,9 +51,10 @@ pub enum Codec {
 }
 
 impl Codec {
-    /// The default, chosen from the benchmark's measurements (BENCH.md, "Compression"):
-    /// level 1 costs a third of level 3's time for files a few percent larger.
-    pub const DEFAULT: Codec = Codec::Zstd(1);
+    /// The default, chosen from the benchmark's measurements (BENCH.md, "Compression"): end
+    /// to end, zstd level 1 was no faster than level 3 within the noise, for files 1-2%
+    /// larger; snappy and lz4 saved 5-10% of the CPU for files 1.5 and 1.9 times as large.
+    pub const DEFAULT: Codec = Codec::Zstd(3);
 
     fn parquet(self) -> Result<Compression, ExtractorError> {
         Ok(match self {

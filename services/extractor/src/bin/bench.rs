@@ -296,7 +296,7 @@ async fn measure(
     };
     for (stage, format, codec) in [
         parquet(Codec::DEFAULT),
-        parquet(Codec::Zstd(3)),
+        parquet(Codec::Zstd(1)),
         parquet(Codec::Snappy),
         parquet(Codec::Lz4),
         parquet(Codec::None),
