@@ -59,19 +59,24 @@ PY
 # (services/extractor/tests/spark_hive.rs). Installed only by ci/test.sh: a few hundred MB.
 PYSPARK_VERSION="4.3.0"
 
-intraday_spark_tools() {
-  if ! "$INTRADAY_TOOLS_DIR/bin/python" - "$PYSPARK_VERSION" <<'PY' 2>/dev/null; then
+# intraday_tools_pinned PACKAGE VERSION: installs PACKAGE==VERSION into the tools virtualenv
+# unless that version is already there.
+intraday_tools_pinned() {
+  if ! "$INTRADAY_TOOLS_DIR/bin/python" - "$1" "$2" <<'PY' 2>/dev/null; then
 import sys
 from importlib.metadata import version
-sys.exit(0 if version("pyspark") == sys.argv[1] else 1)
+sys.exit(0 if version(sys.argv[1]) == sys.argv[2] else 1)
 PY
-    echo "ci: installing pyspark==$PYSPARK_VERSION into $INTRADAY_TOOLS_DIR" >&2
-    "$INTRADAY_TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check \
-      "pyspark==$PYSPARK_VERSION" || {
-      echo "ci: pip could not install pyspark; check access to PyPI" >&2
+    echo "ci: installing $1==$2 into $INTRADAY_TOOLS_DIR" >&2
+    "$INTRADAY_TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check "$1==$2" || {
+      echo "ci: pip could not install $1; check access to PyPI" >&2
       exit 1
     }
   fi
+}
+
+intraday_spark_tools() {
+  intraday_tools_pinned pyspark "$PYSPARK_VERSION"
   command -v java >/dev/null || {
     echo "ci: Spark needs Java 17 (Debian: apt-get install openjdk-17-jre-headless)" >&2
     exit 1
@@ -105,16 +110,5 @@ PY
 PYCRYPTODOME_VERSION="3.23.0"
 
 intraday_bench_tools() {
-  if ! "$INTRADAY_TOOLS_DIR/bin/python" - "$PYCRYPTODOME_VERSION" <<'PY' 2>/dev/null; then
-import sys
-from importlib.metadata import version
-sys.exit(0 if version("pycryptodome") == sys.argv[1] else 1)
-PY
-    echo "ci: installing pycryptodome==$PYCRYPTODOME_VERSION into $INTRADAY_TOOLS_DIR" >&2
-    "$INTRADAY_TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check \
-      "pycryptodome==$PYCRYPTODOME_VERSION" || {
-      echo "ci: pip could not install pycryptodome; check access to PyPI" >&2
-      exit 1
-    }
-  fi
+  intraday_tools_pinned pycryptodome "$PYCRYPTODOME_VERSION"
 }

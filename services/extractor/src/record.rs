@@ -164,7 +164,6 @@ fn read_envelope(value: &[u8]) -> Result<Opened, String> {
 /// as missing, as a reader with optional fields takes it.
 fn find_fields(value: &[u8]) -> Result<Found, Unreadable> {
     let mut found = Found::default();
-    let twice = |name: &str| Unreadable::Reason(format!("`{name}` appears twice in one object"));
     let mut walker = json::Walker::new(value);
     walker.object(|walker, key| {
         if !json::key_is(value, &key, "message") {
@@ -198,46 +197,53 @@ fn find_fields(value: &[u8]) -> Result<Found, Unreadable> {
                 }
                 found.encryption = true;
                 return walker.object(|walker, key| {
-                    let slot = if json::key_is(value, &key, "initialisationVector") {
-                        Some((&mut found.iv, "initialisationVector"))
-                    } else if json::key_is(value, &key, "encryptedEncryptionKey") {
-                        Some((&mut found.encrypted_key, "encryptedEncryptionKey"))
-                    } else if json::key_is(value, &key, "keyEncryptionKeyId") {
-                        Some((&mut found.key_id, "keyEncryptionKeyId"))
-                    } else {
-                        None
-                    };
-                    let range = walker.value()?;
-                    match slot {
-                        Some((slot, name)) if slot.is_some() => Err(twice(name)),
-                        Some((slot, _)) => {
-                            *slot = Some(range);
-                            Ok(())
-                        }
-                        None => Ok(()),
-                    }
+                    note_member(
+                        walker,
+                        value,
+                        &key,
+                        [
+                            ("initialisationVector", &mut found.iv),
+                            ("encryptedEncryptionKey", &mut found.encrypted_key),
+                            ("keyEncryptionKeyId", &mut found.key_id),
+                        ],
+                    )
                 });
             }
-            let slot = if json::key_is(value, &key, "_id") {
-                Some((&mut found.id, "_id"))
-            } else if json::key_is(value, &key, "dbObject") {
-                Some((&mut found.db_object, "dbObject"))
-            } else {
-                None
-            };
-            let range = walker.value()?;
-            match slot {
-                Some((slot, name)) if slot.is_some() => Err(twice(name)),
-                Some((slot, _)) => {
-                    *slot = Some(range);
-                    Ok(())
-                }
-                None => Ok(()),
-            }
+            note_member(
+                walker,
+                value,
+                &key,
+                [("_id", &mut found.id), ("dbObject", &mut found.db_object)],
+            )
         })
     })?;
     walker.end()?;
     Ok(found)
+}
+
+fn twice(name: &str) -> Unreadable {
+    Unreadable::Reason(format!("`{name}` appears twice in one object"))
+}
+
+/// Reads the value of the member named by `key`, noting where it lies if the key is one of
+/// `wanted` (a name and its slot); a wanted name given twice is refused.
+fn note_member<const N: usize>(
+    walker: &mut json::Walker<'_>,
+    value: &[u8],
+    key: &Range<usize>,
+    wanted: [(&str, &mut Option<Range<usize>>); N],
+) -> Result<(), Unreadable> {
+    let range = walker.value()?;
+    for (name, slot) in wanted {
+        if json::key_is(value, key, name) {
+            if slot.is_some() {
+                return Err(twice(name));
+            }
+            *slot = Some(range);
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// A string member of `message` by where its contents lie, or decoded when it holds
