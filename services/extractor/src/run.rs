@@ -57,8 +57,9 @@ pub struct RunConfig {
     /// as many cores. Each holds one row group, so the row-group budget is shared among them.
     pub encoders: usize,
     /// Collections extracted at the same time. The workers are shared among them (each gets
-    /// `workers / collections_at_once`, at least one), and so is the row-group budget, so
-    /// memory stays as it is with one.
+    /// `workers / collections_at_once`, at least one), and so are the row-group budget and
+    /// the scan queue, so memory stays bounded however many run (BENCH.md: two at once
+    /// peaked at 161 MiB where one peaked at 110).
     pub collections_at_once: usize,
     pub jobs: Vec<CollectionJob>,
 }
