@@ -34,35 +34,36 @@ impl fmt::Display for Invalid {
 
 /// Checks that `bytes` is one JSON value, with optional whitespace around it.
 pub fn validate(bytes: &[u8]) -> Result<(), Invalid> {
-    let mut scanner = Scanner { bytes, at: 0 };
-    scanner.whitespace();
-    scanner.value(0)?;
-    scanner.whitespace();
-    if scanner.at == bytes.len() {
-        Ok(())
-    } else {
-        Err(scanner.invalid("text after the value"))
-    }
+    let mut walker = Walker::new(bytes);
+    walker.value()?;
+    walker.end()
 }
 
-/// Reads an object member by member in one pass: the caller decides, per key, whether to
-/// descend into the value (another [`Walker::object`]) or pass over it ([`Walker::value`],
-/// which checks it). Nothing is scanned twice.
+/// Reads JSON in one pass. The validator passes over every value ([`Walker::value`]); the
+/// envelope's reader decides, per key, whether to descend into the value (another
+/// [`Walker::object`]) or pass over it. Either way nothing is scanned twice, and one object
+/// parser serves both.
 pub struct Walker<'a> {
-    scanner: Scanner<'a>,
+    bytes: &'a [u8],
+    at: usize,
+    /// Arrays and objects entered and not yet left.
     depth: usize,
 }
 
 impl<'a> Walker<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
-        let mut scanner = Scanner { bytes, at: 0 };
-        scanner.whitespace();
-        Self { scanner, depth: 0 }
+        let mut walker = Self {
+            bytes,
+            at: 0,
+            depth: 0,
+        };
+        walker.whitespace();
+        walker
     }
 
     /// The first byte of the value that comes next.
     pub fn peek(&self) -> Option<u8> {
-        self.scanner.peek()
+        self.bytes.get(self.at).copied()
     }
 
     /// The object that comes next: `member` is called with each key's contents (between its
@@ -71,96 +72,65 @@ impl<'a> Walker<'a> {
         &mut self,
         mut member: impl FnMut(&mut Self, Range<usize>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let scanner = &mut self.scanner;
-        if scanner.peek() != Some(b'{') {
-            return Err(scanner.invalid("expected an object").into());
+        if self.peek() != Some(b'{') {
+            return Err(self.invalid("expected an object").into());
         }
-        if self.depth >= MAX_DEPTH {
-            return Err(scanner.invalid("nested too deeply").into());
-        }
-        scanner.at += 1;
-        scanner.whitespace();
-        if scanner.peek() == Some(b'}') {
-            scanner.at += 1;
-            scanner.whitespace();
-            return Ok(());
-        }
-        self.depth += 1;
-        loop {
-            let scanner = &mut self.scanner;
-            scanner.whitespace();
-            if scanner.peek() != Some(b'"') {
-                return Err(scanner.invalid("expected a key").into());
-            }
-            let key_start = scanner.at + 1;
-            scanner.string()?;
-            let key = key_start..scanner.at - 1;
-            scanner.whitespace();
-            if scanner.peek() != Some(b':') {
-                return Err(scanner.invalid("expected `:` after a key").into());
-            }
-            scanner.at += 1;
-            scanner.whitespace();
-            member(self, key)?;
-            let scanner = &mut self.scanner;
-            scanner.whitespace();
-            match scanner.peek() {
-                Some(b',') => scanner.at += 1,
-                Some(b'}') => {
-                    scanner.at += 1;
-                    scanner.whitespace();
-                    self.depth -= 1;
-                    return Ok(());
+        self.enter()?;
+        self.whitespace();
+        if self.peek() != Some(b'}') {
+            loop {
+                self.whitespace();
+                if self.peek() != Some(b'"') {
+                    return Err(self.invalid("expected a key").into());
                 }
-                _ => return Err(scanner.invalid("expected `,` or `}` in an object").into()),
+                let key_start = self.at + 1;
+                self.string()?;
+                let key = key_start..self.at - 1;
+                self.whitespace();
+                if self.peek() != Some(b':') {
+                    return Err(self.invalid("expected `:` after a key").into());
+                }
+                self.at += 1;
+                self.whitespace();
+                member(self, key)?;
+                self.whitespace();
+                match self.peek() {
+                    Some(b',') => self.at += 1,
+                    Some(b'}') => break,
+                    _ => return Err(self.invalid("expected `,` or `}` in an object").into()),
+                }
             }
         }
+        self.leave();
+        Ok(())
     }
 
     /// Passes over the value that comes next, checking it; where it lies.
     pub fn value(&mut self) -> Result<Range<usize>, Invalid> {
-        let start = self.scanner.at;
-        self.scanner.value(self.depth)?;
-        let end = self.scanner.at;
-        self.scanner.whitespace();
+        let start = self.at;
+        match self.peek() {
+            Some(b'"') => self.string()?,
+            Some(b'{') => self.object(|walker, _| walker.value().map(|_| ()))?,
+            Some(b'[') => self.array()?,
+            Some(b't') => self.literal(b"true")?,
+            Some(b'f') => self.literal(b"false")?,
+            Some(b'n') => self.literal(b"null")?,
+            Some(b'-' | b'0'..=b'9') => self.number()?,
+            _ => return Err(self.invalid("expected a value")),
+        }
+        let end = self.at;
+        self.whitespace();
         Ok(start..end)
     }
 
     /// Checks that nothing but whitespace follows.
-    pub fn end(self) -> Result<(), Invalid> {
-        if self.scanner.at == self.scanner.bytes.len() {
+    pub fn end(mut self) -> Result<(), Invalid> {
+        self.whitespace();
+        if self.at == self.bytes.len() {
             Ok(())
         } else {
-            Err(self.scanner.invalid("text after the value"))
+            Err(self.invalid("text after the value"))
         }
-    }
-}
-
-/// Whether a key, as written between its quotes, means `name`. Keys with escapes are
-/// decoded first, so `"mess\u0061ge"` is `message`, as any JSON reader takes it.
-pub fn key_is(bytes: &[u8], key: &Range<usize>, name: &str) -> bool {
-    let raw = &bytes[key.clone()];
-    if memchr::memchr(b'\\', raw).is_none() {
-        return raw == name.as_bytes();
-    }
-    string_contents(bytes, key.clone()).is_some_and(|decoded| decoded == name)
-}
-
-/// The text of a string whose contents (between the quotes) are `range`, escapes decoded;
-/// `None` if the contents are not a valid JSON string's.
-pub fn string_contents(bytes: &[u8], range: Range<usize>) -> Option<String> {
-    let quoted = &bytes[range.start.checked_sub(1)?..range.end.checked_add(1)?];
-    serde_json::from_slice::<String>(quoted).ok()
-}
-
-struct Scanner<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Scanner<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.at).copied()
     }
 
     fn invalid(&self, problem: &'static str) -> Invalid {
@@ -180,77 +150,38 @@ impl Scanner<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<(), Invalid> {
-        match self.peek() {
-            Some(b'"') => self.string(),
-            Some(b'{') => self.object(depth + 1),
-            Some(b'[') => self.array(depth + 1),
-            Some(b't') => self.literal(b"true"),
-            Some(b'f') => self.literal(b"false"),
-            Some(b'n') => self.literal(b"null"),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            _ => Err(self.invalid("expected a value")),
-        }
-    }
-
-    fn object(&mut self, depth: usize) -> Result<(), Invalid> {
-        if depth > MAX_DEPTH {
+    /// Past the opening bracket of an array or object, one level deeper.
+    fn enter(&mut self) -> Result<(), Invalid> {
+        if self.depth >= MAX_DEPTH {
             return Err(self.invalid("nested too deeply"));
         }
+        self.depth += 1;
         self.at += 1;
-        self.whitespace();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Ok(());
-        }
-        loop {
-            self.whitespace();
-            if self.peek() != Some(b'"') {
-                return Err(self.invalid("expected a key"));
-            }
-            self.string()?;
-            self.whitespace();
-            if self.peek() != Some(b':') {
-                return Err(self.invalid("expected `:` after a key"));
-            }
-            self.at += 1;
-            self.whitespace();
-            self.value(depth)?;
-            self.whitespace();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b'}') => {
-                    self.at += 1;
-                    return Ok(());
-                }
-                _ => return Err(self.invalid("expected `,` or `}` in an object")),
-            }
-        }
+        Ok(())
     }
 
-    fn array(&mut self, depth: usize) -> Result<(), Invalid> {
-        if depth > MAX_DEPTH {
-            return Err(self.invalid("nested too deeply"));
-        }
+    /// Past the closing bracket (the caller has seen it), one level up.
+    fn leave(&mut self) {
+        self.depth -= 1;
         self.at += 1;
+    }
+
+    fn array(&mut self) -> Result<(), Invalid> {
+        self.enter()?;
         self.whitespace();
-        if self.peek() == Some(b']') {
-            self.at += 1;
-            return Ok(());
-        }
-        loop {
-            self.whitespace();
-            self.value(depth)?;
-            self.whitespace();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b']') => {
-                    self.at += 1;
-                    return Ok(());
+        if self.peek() != Some(b']') {
+            loop {
+                self.whitespace();
+                self.value()?;
+                match self.peek() {
+                    Some(b',') => self.at += 1,
+                    Some(b']') => break,
+                    _ => return Err(self.invalid("expected `,` or `]` in an array")),
                 }
-                _ => return Err(self.invalid("expected `,` or `]` in an array")),
             }
         }
+        self.leave();
+        Ok(())
     }
 
     /// From the opening quote to just past the closing one.
@@ -324,6 +255,23 @@ impl Scanner<'_> {
             self.at += 1;
         }
     }
+}
+
+/// Whether a key, as written between its quotes, means `name`. Keys with escapes are
+/// decoded first, so `"mess\u0061ge"` is `message`, as any JSON reader takes it.
+pub fn key_is(bytes: &[u8], key: &Range<usize>, name: &str) -> bool {
+    let raw = &bytes[key.clone()];
+    if memchr::memchr(b'\\', raw).is_none() {
+        return raw == name.as_bytes();
+    }
+    string_contents(bytes, key.clone()).is_some_and(|decoded| decoded == name)
+}
+
+/// The text of a string whose contents (between the quotes) are `range`, escapes decoded;
+/// `None` if the contents are not a valid JSON string's.
+pub fn string_contents(bytes: &[u8], range: Range<usize>) -> Option<String> {
+    let quoted = &bytes[range.start.checked_sub(1)?..range.end.checked_add(1)?];
+    serde_json::from_slice::<String>(quoted).ok()
 }
 
 /// How many bytes from the start of `bytes` may stand in a string as they are: up to the

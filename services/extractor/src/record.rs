@@ -169,31 +169,15 @@ fn find_fields(value: &[u8]) -> Result<Found, Unreadable> {
         if !json::key_is(value, &key, "message") {
             return walker.value().map(|_| ()).map_err(Unreadable::from);
         }
-        if found.message {
-            return Err(twice("message"));
-        }
-        if walker.peek() != Some(b'{') {
-            // Read it first, so broken JSON is reported as such, then judge it.
-            let range = walker.value()?;
-            return match &value[range] {
-                b"null" => Ok(()),
-                _ => Err(Unreadable::Reason("`message` is not an object".to_owned())),
-            };
+        if !object_follows(walker, value, found.message, "message", "message")? {
+            return Ok(());
         }
         found.message = true;
         walker.object(|walker, key| {
             if json::key_is(value, &key, "encryption") {
-                if found.encryption {
-                    return Err(twice("encryption"));
-                }
-                if walker.peek() != Some(b'{') {
-                    let range = walker.value()?;
-                    return match &value[range] {
-                        b"null" => Ok(()),
-                        _ => Err(Unreadable::Reason(
-                            "`message.encryption` is not an object".to_owned(),
-                        )),
-                    };
+                let path = "message.encryption";
+                if !object_follows(walker, value, found.encryption, "encryption", path)? {
+                    return Ok(());
                 }
                 found.encryption = true;
                 return walker.object(|walker, key| {
@@ -219,6 +203,28 @@ fn find_fields(value: &[u8]) -> Result<Found, Unreadable> {
     })?;
     walker.end()?;
     Ok(found)
+}
+
+/// For a member that must be an object: `Ok(true)` when one follows (not yet read),
+/// `Ok(false)` once a `null` was read (it counts as missing). A second one (`seen`), or a
+/// value of another type, is refused; broken JSON is read first, so it is reported as such.
+fn object_follows(
+    walker: &mut json::Walker<'_>,
+    value: &[u8],
+    seen: bool,
+    name: &str,
+    path: &str,
+) -> Result<bool, Unreadable> {
+    if seen {
+        return Err(twice(name));
+    }
+    if walker.peek() == Some(b'{') {
+        return Ok(true);
+    }
+    match &value[walker.value()?] {
+        b"null" => Ok(false),
+        _ => Err(Unreadable::Reason(format!("`{path}` is not an object"))),
+    }
 }
 
 fn twice(name: &str) -> Unreadable {

@@ -84,10 +84,10 @@ pub async fn run(
     let share = Arc::new(RunConfig {
         workers: (config.workers / at_once).max(1),
         encoders: (config.encoders / at_once).max(1),
+        collections_at_once: at_once,
         jobs: Vec::new(),
         ..config.clone()
     });
-    let sharing = at_once;
     let mut running = tokio::task::JoinSet::new();
     let mut entries: Vec<Option<CollectionManifest>> = vec![None; config.jobs.len()];
     let mut failed = None;
@@ -111,7 +111,7 @@ pub async fn run(
             );
             running.spawn(
                 async move {
-                    let entry = extract(&share, sharing, &job, &run, &output, keys).await;
+                    let entry = extract(&share, &job, &run, &output, keys).await;
                     (index, entry)
                 }
                 .instrument(span),
@@ -140,12 +140,11 @@ pub async fn run(
     if let Some(e) = failed {
         return Err(e);
     }
-    let entries: Vec<CollectionManifest> = entries.into_iter().flatten().collect();
-    if entries.len() != config.jobs.len() {
-        return Err(ExtractorError::Worker(
-            "a collection ended without a result".to_owned(),
-        ));
-    }
+    // Without a failure every collection was started and finished.
+    let entries = entries
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ExtractorError::Worker("a collection ended without a result".to_owned()))?;
     let manifest = manifest(
         config.correlation_id.clone(),
         run,
@@ -162,11 +161,11 @@ pub async fn run(
     Ok(manifest)
 }
 
-/// One collection. `sharing` is how many collections share the memory budget: the row
-/// groups and the scan batches queued for decoding.
+/// One collection. `config` is this collection's share of the run's: its workers and
+/// encoders, and how many collections share the memory budget (the row groups and the scan
+/// batches queued for decoding).
 async fn extract(
     config: &RunConfig,
-    sharing: usize,
     job: &CollectionJob,
     run: &str,
     output: &Output,
@@ -186,7 +185,7 @@ async fn extract(
     }
 
     let (batch_tx, mut batch_rx) =
-        mpsc::channel::<Vec<ScanItem>>((QUEUED_BATCHES / sharing.max(1)).max(1));
+        mpsc::channel::<Vec<ScanItem>>((QUEUED_BATCHES / config.collections_at_once.max(1)).max(1));
     let reader = {
         let (source, collection, window) = (job.source.clone(), job.collection.clone(), job.window);
         tokio::task::spawn_blocking(move || {
@@ -235,13 +234,7 @@ async fn extract(
     ];
     let mut tally = Tally::default();
     let mut rejects = RejectsFile::new(&job.collection, run, cid, tags.clone());
-    let mut lanes = Lanes::start(
-        config,
-        sharing,
-        output,
-        format!("{data_prefix}part-{cid}-"),
-        tags,
-    );
+    let mut lanes = Lanes::start(config, output, format!("{data_prefix}part-{cid}-"), tags);
 
     let consumed = async {
         while let Some(decoding) = done_rx.recv().await {
@@ -399,7 +392,6 @@ type FileWritten = (Written, u64);
 impl Lanes {
     fn start(
         config: &RunConfig,
-        sharing: usize,
         output: &Output,
         prefix: String,
         tags: Vec<(String, String)>,
@@ -409,8 +401,9 @@ impl Lanes {
         settings.codec = config.codec;
         // One row group in memory per encoder, of every collection running: together no
         // more than one encoder had.
-        settings.row_group_bytes =
-            (settings.row_group_bytes / (max * sharing.max(1))).max(MIN_ROW_GROUP_BYTES);
+        settings.row_group_bytes = (settings.row_group_bytes
+            / (max * config.collections_at_once.max(1)))
+        .max(MIN_ROW_GROUP_BYTES);
         let (queue, receiver) = mpsc::channel::<Vec<Record>>(1);
         let mut lanes = Self {
             queue,

@@ -1,6 +1,7 @@
 //! Encoding records into files: Parquet (zstd by default, or another codec) or the original's
-//! three text columns as gzip CSV. Files roll over at a size; the encoders only produce bytes, and the
-//! caller sends them wherever the output is (a local file, an S3 multipart upload).
+//! three text columns as gzip CSV. Files roll over at a size; the encoders only produce
+//! bytes, and the caller sends them wherever the output is (a local file, an S3 multipart
+//! upload).
 
 use std::io::Write;
 use std::sync::Arc;

@@ -385,8 +385,6 @@ async fn measure(
     });
     drop(decrypted);
 
-    // End to end with 1 to N workers, each run pinned to as many cores (taskset), so the
-    // scaling is the binary's and not the scheduler's: N workers on N cores against 1 on 1.
     let python = match &options.python {
         Some(python) => {
             let row = original_path(options, python, dks, &scan_path, scan_bytes, count)?;
@@ -396,6 +394,8 @@ async fn measure(
         }
         None => None,
     };
+    // End to end with 1 to N workers, each run pinned to as many cores (taskset), so the
+    // scaling is the binary's and not the scheduler's: N workers on N cores against 1 on 1.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut one = None;
     let mut layouts: Vec<Layout> = (1..=cpus).map(Layout::Workers).collect();
