@@ -46,13 +46,16 @@ fi
 
 # Hive's SerDes in a real engine: the tables and views as the table builder defines them,
 # over the extractor's output, read by Spark with Hive support.
+# And a run spread over Spark (spark/intraday_spark.py in local mode, a task per key range of
+# the stand-in hbase's table).
 echo "ci: Spark reads the tables through Hive's SerDes (services/extractor/tests/spark_hive.rs)" >&2
+echo "ci: Spark runs the extraction a task per range (services/extractor/tests/hbase_ranges.rs)" >&2
 intraday_spark_tools
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --run-ignored only --no-fail-fast \
-    -E 'binary_id(intraday-extractor::spark_hive)'
+    -E 'binary_id(intraday-extractor::spark_hive) | binary_id(intraday-extractor::hbase_ranges)'
 else
-  cargo test --workspace --test spark_hive -- --ignored
+  cargo test --workspace --test spark_hive --test hbase_ranges -- --ignored
 fi
 
 # The shipped files, not the source: package as a deploy does (a lighter profile, the same

@@ -20,6 +20,7 @@ use crate::kms::KmsKeys;
 use crate::output::Output;
 use crate::run::{CollectionJob, RunConfig, run};
 use crate::source::ScanSource;
+use crate::tasks::{Task, TaskManifest, commit, plan, run_task};
 use crate::writer::Codec;
 
 /// Largest file size: S3 allows 10,000 parts, and parts are 8 MiB.
@@ -131,6 +132,34 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub collections_at_once: Option<u16>,
 
+    /// Prints the run's tasks for its Spark application (spark/intraday_spark.py), one JSON
+    /// line each, and writes nothing: each collection's key space split at its region
+    /// boundaries (`get_splits`) into about --ranges ranges.
+    #[arg(long, conflicts_with_all = ["task", "commit"], help_heading = "A run spread over Spark")]
+    pub plan: bool,
+
+    /// Ranges per collection for --plan.
+    #[arg(long, default_value_t = 3, value_name = "N", help_heading = "A run spread over Spark",
+          value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub ranges: u16,
+
+    /// Extracts one task that --plan printed (its JSON line): the task's own part files and
+    /// rejects, and its task manifest `_manifests/<id>/task-NNNNN.json`, also printed on
+    /// stdout. Writes no run manifest.
+    #[arg(
+        long,
+        value_name = "JSON",
+        conflicts_with = "commit",
+        help_heading = "A run spread over Spark"
+    )]
+    pub task: Option<String>,
+
+    /// Writes the run's manifest from the task manifests of tasks 0 to N - 1, once every one
+    /// is there; extracts nothing.
+    #[arg(long, value_name = "N", help_heading = "A run spread over Spark",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub commit: Option<u32>,
+
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
@@ -160,21 +189,50 @@ pub fn main() -> ExitCode {
     let correlation_id = args.correlation_id.clone();
     let span = tracing::info_span!("extract", correlation_id = %correlation_id);
     let result = runtime.block_on(tracing::Instrument::instrument(execute(args), span));
-    match result {
-        Ok((manifest, location)) => {
-            let records: u64 = manifest.collections.iter().map(|c| c.records).sum();
-            println!(
-                "{} collection(s), {records} record(s); manifest {location}",
-                manifest.collections.len()
-            );
-            ExitCode::SUCCESS
-        }
+    match result.and_then(|done| report(&done)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(correlation_id = %correlation_id, error = %e, "extraction failed");
             eprintln!("intraday-extractor: error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// What a run did, by mode.
+#[derive(Debug)]
+pub enum Done {
+    /// The whole run, or a commit: the manifest and where it was written.
+    Run(Manifest, String),
+    /// `--plan`: the run's tasks.
+    Plan(Vec<Task>),
+    /// `--task`: what the task wrote.
+    Task(TaskManifest),
+}
+
+/// Standard output: a line a person reads for a run; JSON lines a driver reads for a plan
+/// or a task.
+fn report(done: &Done) -> Result<(), ExtractorError> {
+    match done {
+        Done::Run(manifest, location) => {
+            let records: u64 = manifest.collections.iter().map(|c| c.records).sum();
+            println!(
+                "{} collection(s), {records} record(s); manifest {location}",
+                manifest.collections.len()
+            );
+        }
+        Done::Plan(tasks) => {
+            for task in tasks {
+                println!("{}", json_line(task)?);
+            }
+        }
+        Done::Task(written) => println!("{}", json_line(written)?),
+    }
+    Ok(())
+}
+
+fn json_line<T: serde::Serialize>(value: &T) -> Result<String, ExtractorError> {
+    serde_json::to_string(value).map_err(|e| ExtractorError::encode("standard output", e))
 }
 
 fn init_logging() {
@@ -188,9 +246,14 @@ fn init_logging() {
         .try_init();
 }
 
-/// Runs with parsed flags; returns the manifest and where it was written.
-pub async fn execute(args: Args) -> Result<(Manifest, String), ExtractorError> {
+/// Runs with parsed flags: the whole run, or a plan, a task or a commit of a run spread
+/// over Spark.
+pub async fn execute(args: Args) -> Result<Done, ExtractorError> {
     let config = config(&args)?;
+    if args.plan {
+        return Ok(Done::Plan(plan(&config, usize::from(args.ranges)).await?));
+    }
+    let task = args.task.as_deref().map(Task::parse).transpose()?;
     let aws = if args.output.starts_with("s3://") || args.kms {
         Some(
             AwsSettings {
@@ -213,14 +276,22 @@ pub async fn execute(args: Args) -> Result<(Manifest, String), ExtractorError> {
         (Some(aws), true) => Output::s3(Objects::new(aws.s3()), S3Uri::parse(&args.output)?),
         _ => Output::local(&args.output)?,
     };
+    let manifest_location =
+        || output.locate(&crate::manifest::manifest_key(&config.correlation_id));
+    if let Some(of) = args.commit {
+        let manifest = commit(&config, of, &output).await?;
+        return Ok(Done::Run(manifest, manifest_location()));
+    }
     let provider = match (&aws, args.kms) {
         (Some(aws), true) => KeyProvider::Kms(KmsKeys::new(aws)),
         _ => KeyProvider::Dks(Box::new(dks(&args, &config.correlation_id)?)),
     };
     let keys = Arc::new(KeyCache::new(provider));
+    if let Some(task) = task {
+        return Ok(Done::Task(run_task(&config, &task, &output, keys).await?));
+    }
     let manifest = run(&config, &output, keys).await?;
-    let location = output.locate(&crate::manifest::manifest_key(&config.correlation_id));
-    Ok((manifest, location))
+    Ok(Done::Run(manifest, manifest_location()))
 }
 
 fn dks(args: &Args, correlation_id: &CorrelationId) -> Result<DksClient, ExtractorError> {

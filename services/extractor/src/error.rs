@@ -99,6 +99,9 @@ pub enum ExtractorError {
         first: String,
     },
 
+    #[error("the run cannot be committed: {reason}; its manifest is not written")]
+    Incomplete { reason: String },
+
     #[error("a worker stopped unexpectedly: {0}")]
     Worker(String),
 }

@@ -15,6 +15,7 @@
 //! | [`output`] | a local directory or S3 (multipart, tagged) |
 //! | [`manifest`] | the output layout, the manifest and the rejects file |
 //! | [`run`] | the run: the per-collection pipeline, then the manifest |
+//! | [`tasks`] | a run spread over Spark: its tasks (key ranges), one task, the commit |
 //! | [`cli`] | flags to a run |
 //! | [`loopback_dks`] | a data key service on loopback for tests, benchmarks and local runs |
 //! | [`synth`] | realistic scan output with encrypted records, for tests and benchmarks |
@@ -34,6 +35,7 @@ pub mod run;
 pub mod scan;
 pub mod source;
 pub mod synth;
+pub mod tasks;
 pub mod writer;
 
 pub use error::ExtractorError;

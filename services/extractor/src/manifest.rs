@@ -25,6 +25,41 @@ pub fn manifest_key(correlation_id: &CorrelationId) -> String {
     format!("_manifests/{correlation_id}.json")
 }
 
+/// How one extraction names its files in a collection's folders: the whole run's, or one
+/// task's of a run spread over a Spark application. A task's names carry its number, so
+/// tasks never write each other's files and a retried task clears only its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileNames {
+    /// Data files are `<parts>NNNNN.<ext>`.
+    pub parts: String,
+    /// The rejects file's name.
+    pub rejects: String,
+    /// What an earlier attempt left that this one replaces: data files starting with
+    /// `parts`, rejects files starting with this.
+    pub stale_rejects: String,
+}
+
+impl FileNames {
+    /// `part-<id>-NNNNN.<ext>` and `rejects-<id>.jsonl`. An earlier attempt's files of the
+    /// same run, a task's included, are stale.
+    pub fn run(correlation_id: &CorrelationId) -> Self {
+        Self {
+            parts: format!("part-{correlation_id}-"),
+            rejects: format!("rejects-{correlation_id}.jsonl"),
+            stale_rejects: format!("rejects-{correlation_id}."),
+        }
+    }
+
+    /// `part-<id>-tTTTTT-NNNNN.<ext>` and `rejects-<id>.tTTTTT.jsonl`.
+    pub fn task(correlation_id: &CorrelationId, task: u32) -> Self {
+        Self {
+            parts: format!("part-{correlation_id}-t{task:05}-"),
+            rejects: format!("rejects-{correlation_id}.t{task:05}.jsonl"),
+            stale_rejects: format!("rejects-{correlation_id}.t{task:05}."),
+        }
+    }
+}
+
 /// What one collection's extraction has produced so far.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tally {
@@ -116,18 +151,16 @@ pub struct RejectsFile {
 }
 
 impl RejectsFile {
-    /// Named after the run, so two runs sharing a trigger minute keep their own.
+    /// `name` carries the run's id ([`FileNames`]), so two runs sharing a trigger minute
+    /// keep their own.
     pub fn new(
         collection: &Collection,
         run: &str,
-        correlation_id: &CorrelationId,
+        name: &str,
         tags: Vec<(String, String)>,
     ) -> Self {
         Self {
-            key: format!(
-                "{}rejects-{correlation_id}.jsonl",
-                rejects_folder(collection, run)
-            ),
+            key: format!("{}{name}", rejects_folder(collection, run)),
             tags,
             writer: None,
             buffer: Vec::new(),

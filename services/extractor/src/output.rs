@@ -128,12 +128,28 @@ impl Output {
         }
     }
 
+    /// Reads a small object whole: a task's manifest, a task's rejects file.
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, ExtractorError> {
+        match self {
+            Output::Local { root } => {
+                let path = local_path(root, key);
+                fs::read(&path).map_err(|e| ExtractorError::file("reading", path, e))
+            }
+            Output::S3 { objects, root } => Ok(objects.get(&root.join(key)?).await?),
+        }
+    }
+
     /// Removes what an earlier attempt of the same run left in `folder` (a key ending in
     /// `/`): the files whose names start with `name_prefix`, which carries the run's
-    /// correlation id. A retried step never leaves a stale extra file beside the new ones,
-    /// and another run that shares the folder (the same trigger minute) is never touched.
-    /// Returns how many objects were removed.
-    pub async fn clear(&self, folder: &str, name_prefix: &str) -> Result<usize, ExtractorError> {
+    /// correlation id, but for the keys in `keep`. A retried step never leaves a stale extra
+    /// file beside the new ones, and another run that shares the folder (the same trigger
+    /// minute) is never touched. Returns how many objects were removed.
+    pub async fn clear(
+        &self,
+        folder: &str,
+        name_prefix: &str,
+        keep: &[String],
+    ) -> Result<usize, ExtractorError> {
         match self {
             Output::Local { root } => {
                 let dir = local_path(root, folder);
@@ -147,10 +163,12 @@ impl Output {
                     let path = entry
                         .map_err(|e| ExtractorError::file("reading a directory", &dir, e))?
                         .path();
-                    let ours = path
+                    let name = path
                         .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with(name_prefix));
-                    if path.is_file() && ours {
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let kept = keep.iter().any(|k| *k == format!("{folder}{name}"));
+                    if path.is_file() && name.starts_with(name_prefix) && !kept {
                         fs::remove_file(&path)
                             .map_err(|e| ExtractorError::file("removing a stale file", &path, e))?;
                         removed += 1;
@@ -162,7 +180,15 @@ impl Output {
                 let listed = objects
                     .list(&root.join(&format!("{folder}{name_prefix}"))?)
                     .await?;
-                let keys: Vec<String> = listed.into_iter().map(|o| o.key).collect();
+                let keep = keep
+                    .iter()
+                    .map(|k| root.join(k).map(|uri| uri.key().to_owned()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let keys: Vec<String> = listed
+                    .into_iter()
+                    .map(|o| o.key)
+                    .filter(|k| !keep.contains(k))
+                    .collect();
                 if keys.is_empty() {
                     return Ok(0);
                 }
@@ -352,12 +378,32 @@ mod tests {
 
         // Another run's files in the same folder are not ours to clear.
         let folder = "core_claimant/run=20240311-1030/";
-        assert_eq!(output.clear(folder, "part-other-").await.expect("clear"), 0);
-        assert_eq!(output.clear(folder, "part-").await.expect("clear"), 1);
         assert_eq!(
-            output.clear("nothing/here/", "part-").await.expect("clear"),
+            output
+                .clear(folder, "part-other-", &[])
+                .await
+                .expect("clear"),
             0
         );
+        // A file the caller keeps stays.
+        let kept = format!("{folder}part-00000.parquet");
+        assert_eq!(
+            output
+                .clear(folder, "part-", std::slice::from_ref(&kept))
+                .await
+                .expect("clear"),
+            0
+        );
+        assert_eq!(output.get(&kept).await.expect("get"), b"hello world");
+        assert_eq!(output.clear(folder, "part-", &[]).await.expect("clear"), 1);
+        assert_eq!(
+            output
+                .clear("nothing/here/", "part-", &[])
+                .await
+                .expect("clear"),
+            0
+        );
+        assert!(output.get(&kept).await.is_err(), "removed");
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -16,7 +16,9 @@ use tracing::Instrument;
 
 use crate::ExtractorError;
 use crate::keys::{KeyAnswer, KeyCache};
-use crate::manifest::{RejectsFile, Tally, data_folder, manifest, manifest_key, rejects_folder};
+use crate::manifest::{
+    FileNames, RejectsFile, Tally, data_folder, manifest, manifest_key, rejects_folder,
+};
 use crate::output::{ObjectWriter, Output, Written};
 use crate::record::{self, Record};
 use crate::scan::{Reject, ScanItem};
@@ -111,7 +113,8 @@ pub async fn run(
             );
             running.spawn(
                 async move {
-                    let entry = extract(&share, &job, &run, &output, keys).await;
+                    let names = FileNames::run(&share.correlation_id);
+                    let entry = extract(&share, &job, &run, &output, keys, &names).await;
                     (index, entry)
                 }
                 .instrument(span),
@@ -145,6 +148,16 @@ pub async fn run(
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| ExtractorError::Worker("a collection ended without a result".to_owned()))?;
+    publish(config, output, run, entries).await
+}
+
+/// Writes the run's manifest, the last thing a run writes: with it the run is complete.
+pub(crate) async fn publish(
+    config: &RunConfig,
+    output: &Output,
+    run: String,
+    entries: Vec<CollectionManifest>,
+) -> Result<Manifest, ExtractorError> {
     let manifest = manifest(
         config.correlation_id.clone(),
         run,
@@ -161,23 +174,24 @@ pub async fn run(
     Ok(manifest)
 }
 
-/// One collection. `config` is this collection's share of the run's: its workers and
-/// encoders, and how many collections share the memory budget (the row groups and the scan
-/// batches queued for decoding).
-async fn extract(
+/// One collection, its files named by `names`. `config` is this collection's share of the
+/// run's: its workers and encoders, and how many collections share the memory budget (the
+/// row groups and the scan batches queued for decoding).
+pub(crate) async fn extract(
     config: &RunConfig,
     job: &CollectionJob,
     run: &str,
     output: &Output,
     keys: Arc<KeyCache>,
+    names: &FileNames,
 ) -> Result<CollectionManifest, ExtractorError> {
     let data_prefix = data_folder(&job.collection, run);
-    let cid = &config.correlation_id;
-    let stale = output.clear(&data_prefix, &format!("part-{cid}-")).await?
+    let stale = output.clear(&data_prefix, &names.parts, &[]).await?
         + output
             .clear(
                 &rejects_folder(&job.collection, run),
-                &format!("rejects-{cid}."),
+                &names.stale_rejects,
+                &[],
             )
             .await?;
     if stale > 0 {
@@ -227,14 +241,15 @@ async fn extract(
         .in_current_span(),
     );
 
-    let tags = vec![
-        ("pii".to_owned(), job.pii.to_string()),
-        ("db".to_owned(), job.collection.db().to_owned()),
-        ("table".to_owned(), job.collection.table().to_owned()),
-    ];
+    let tags = tags(job);
     let mut tally = Tally::default();
-    let mut rejects = RejectsFile::new(&job.collection, run, cid, tags.clone());
-    let mut lanes = Lanes::start(config, output, format!("{data_prefix}part-{cid}-"), tags);
+    let mut rejects = RejectsFile::new(&job.collection, run, &names.rejects, tags.clone());
+    let mut lanes = Lanes::start(
+        config,
+        output,
+        format!("{data_prefix}{}", names.parts),
+        tags,
+    );
 
     let consumed = async {
         while let Some(decoding) = done_rx.recv().await {
@@ -298,6 +313,15 @@ async fn extract(
         });
     }
     Ok(tally.into_manifest(job.collection.clone(), job.window, rejected, rejects_file))
+}
+
+/// The tags on every object of a collection: whether it holds personal data, and whose it is.
+pub(crate) fn tags(job: &CollectionJob) -> Vec<(String, String)> {
+    vec![
+        ("pii".to_owned(), job.pii.to_string()),
+        ("db".to_owned(), job.collection.db().to_owned()),
+        ("table".to_owned(), job.collection.table().to_owned()),
+    ]
 }
 
 fn worker_died(e: tokio::task::JoinError) -> ExtractorError {

@@ -25,6 +25,9 @@ pub enum ScanSource {
     /// 1, the key space is split at the table's region boundaries and that many range scans
     /// run at once.
     Hbase { command: String, parallelism: usize },
+    /// One range of the table in one `<command> shell -n`: a task of a run spread over a
+    /// Spark application, whose retries are Spark's.
+    Range { command: String, range: KeyRange },
 }
 
 /// Ranges per scan at once: a few each, so a slow range does not leave the others idle.
@@ -165,6 +168,9 @@ pub fn read_scan(
         } if *parallelism > 1 => parallel_scan(command, *parallelism, collection, window, emit),
         ScanSource::Hbase { command, .. } => {
             hbase_scan(command, collection, window, &KeyRange::ALL, emit).map(|(s, _)| s)
+        }
+        ScanSource::Range { command, range } => {
+            hbase_scan(command, collection, window, range, emit).map(|(s, _)| s)
         }
     }
 }

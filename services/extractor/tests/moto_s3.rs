@@ -89,9 +89,27 @@ async fn moto_an_object_larger_than_a_part_is_uploaded_in_parts_with_its_tags() 
         1,
         "an aborted upload leaves nothing: {listed:?}"
     );
+    let kept = listed[0]
+        .key
+        .strip_prefix("data/")
+        .expect("under the root")
+        .to_owned();
     assert_eq!(
         output
-            .clear("core_claimant/run=20240311-1030/", "part-")
+            .clear(
+                "core_claimant/run=20240311-1030/",
+                "part-",
+                std::slice::from_ref(&kept)
+            )
+            .await
+            .expect("clear"),
+        0,
+        "a kept key stays"
+    );
+    assert!(!output.get(&kept).await.expect("get").is_empty());
+    assert_eq!(
+        output
+            .clear("core_claimant/run=20240311-1030/", "part-", &[])
             .await
             .expect("clear"),
         1
