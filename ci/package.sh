@@ -4,6 +4,7 @@
 #   dist/lambda/<service>.zip   a `bootstrap` for Lambda's provided.al2023 runtime
 #   dist/emr/intraday-extractor the EMR step, for the OS of infra/emr/cluster.json's release
 #   dist/emr/intraday-extractor.sha256, dist/emr/bootstrap.sh (the cluster's bootstrap action)
+#   dist/emr/intraday_spark.py  the Spark driver (engine spark/auto), and its .sha256
 #   dist/bin/intradayctl        the operator's CLI
 #   dist/SHA256SUMS
 #
@@ -20,7 +21,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch="${2:-}"; shift 2 || { echo "package: --arch needs x86_64 or arm64" >&2; exit 2; } ;;
     --profile) profile="${2:-}"; shift 2 || { echo "package: --profile needs a cargo profile" >&2; exit 2; } ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "package: unknown argument \`$1\`; see ci/package.sh --help" >&2; exit 2 ;;
   esac
 done
@@ -42,6 +43,9 @@ fi
 for tool in zip readelf objdump sha256sum python3; do
   command -v "$tool" >/dev/null || { echo "package: $tool is missing (Debian: apt-get install zip binutils coreutils python3)" >&2; exit 1; }
 done
+# Checked before the build: a dist/ without the driver could not run a Spark step.
+spark_driver="services/extractor/spark/intraday_spark.py"
+[ -f "$spark_driver" ] || { echo "package: $spark_driver is missing; the EMR parameters' spark_driver_install_from ships it" >&2; exit 1; }
 
 # provided.al2023 is Amazon Linux 2023, whose glibc is 2.34:
 # https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html
@@ -110,11 +114,14 @@ done
 check "$target_dir/intraday-extractor" "$emr_glibc" "$release ($emr_os)"
 install -m 0755 "$target_dir/intraday-extractor" dist/emr/intraday-extractor
 install -m 0755 infra/emr/bootstrap.sh dist/emr/bootstrap.sh
+install -m 0644 "$spark_driver" dist/emr/intraday_spark.py
 check "$lambda_out/intradayctl" "$lambda_glibc" "Amazon Linux 2023 and newer"
 install -m 0755 "$lambda_out/intradayctl" dist/bin/intradayctl
 
 (cd dist/emr && sha256sum intraday-extractor >intraday-extractor.sha256)
+(cd dist/emr && sha256sum intraday_spark.py >intraday_spark.py.sha256)
 (cd dist && find . -type f ! -name SHA256SUMS | sort | xargs sha256sum >SHA256SUMS)
 echo "package: dist/ for $arch, Lambda zips for provided.al2023, the extractor for $release:" >&2
 ls -l dist/lambda dist/emr dist/bin >&2
 echo "package: extractor SHA-256 (the EMR parameters' extractor_sha256): $(cut -d' ' -f1 dist/emr/intraday-extractor.sha256)" >&2
+echo "package: Spark driver SHA-256 (the EMR parameters' spark_driver_sha256): $(cut -d' ' -f1 dist/emr/intraday_spark.py.sha256)" >&2

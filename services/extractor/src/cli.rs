@@ -138,7 +138,8 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["task", "commit"], help_heading = "A run spread over Spark")]
     pub plan: bool,
 
-    /// Ranges per collection for --plan.
+    /// Ranges per collection for --plan (at most 4096; the launcher's MAX_SPARK_RANGES), never
+    /// more than the collection has regions.
     #[arg(long, default_value_t = 3, value_name = "N", help_heading = "A run spread over Spark",
           value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub ranges: u16,

@@ -30,6 +30,8 @@ pub const MAX_STEP_CHARS: usize = 10_240;
 /// adjustable): the ceiling for the core group. The original ran 175 core nodes.
 /// <https://docs.aws.amazon.com/emr/latest/ManagementGuide/emr-service-limits-what-are.html>
 pub const MAX_CORE_INSTANCES: i32 = 2000;
+/// The most key ranges per collection the extractor's `--plan --ranges` takes.
+pub const MAX_SPARK_RANGES: u64 = 4096;
 /// Where the bootstrap action writes the data key service's client certificate, key and CA
 /// (readable by the step's user only), and so where the step's arguments point.
 pub const DKS_TLS_DIR: &str = "/etc/intraday/dks";
@@ -83,7 +85,184 @@ pub struct ClusterTemplate {
     pub dks_tls_secret: Option<String>,
     /// Extra arguments for every extraction (`--kms`, `--dks-max-attempts N`, …).
     pub extractor_args: Vec<String>,
+    /// Where a run's extraction runs: `single-node` (the extractor on the primary),
+    /// `spark` (a Spark application on the cluster's YARN, the driver fanning key ranges out
+    /// to the core nodes) or `auto` (by the run's size, [`choose_engine`]). `spark` and
+    /// `auto` need `Spark` among `applications`.
+    #[serde(default)]
+    pub engine: Engine,
+    /// With `engine: auto`, a run whose collection-hours (the sum over its collections of
+    /// the window's length in hours, each rounded up) reach this goes to Spark, a smaller
+    /// one runs on the primary alone. Rule of thumb: an hourly run of a handful of
+    /// collections is well within one node's extractor (services/extractor/BENCH.md measures
+    /// about 100k records/s per core for 1 KB records, though on a real cluster one
+    /// `hbase shell` scan per range is the ceiling); backfills spanning a day or more, or
+    /// dozens of collections, spread their scans over the core nodes with Spark. A first
+    /// run, whose window starts at 0, is always past it.
+    #[serde(default = "default_spark_min_collection_hours")]
+    pub spark_min_collection_hours: u32,
+    /// Key ranges per core node: the Spark step passes the driver
+    /// `--ranges core_instance_count × spark_ranges_per_core_node`, the number of ranges it
+    /// splits every collection into. 16 keeps each vCPU of an m5.4xlarge busy.
+    #[serde(default = "default_spark_ranges_per_core_node")]
+    pub spark_ranges_per_core_node: u32,
+    /// Where the bootstrap action copies the Spark driver (`intraday_spark.py`) from
+    /// (`s3://`); set together with `spark_driver_sha256`, which every node checks before
+    /// installing it at `spark_driver_path`. Unset, the driver comes the way the extractor
+    /// does: when `extractor_install_from` is unset too, both are expected on the image (a
+    /// custom AMI) at their paths; when the bootstrap action installs the extractor, the
+    /// environment evidently has not baked its artifacts into the AMI, so an `engine` that
+    /// may run Spark (`spark`, `auto`) without this is refused at start rather than failing
+    /// its first large run.
+    #[serde(default)]
+    pub spark_driver_install_from: Option<String>,
+    #[serde(default)]
+    pub spark_driver_sha256: Option<String>,
+    /// Where the driver is on the primary, where `spark-submit` reads it (client mode).
+    #[serde(default = "default_spark_driver_path")]
+    pub spark_driver_path: String,
     pub tags: BTreeMap<String, String>,
+}
+
+/// Where a run's extraction runs, as the template asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    SingleNode,
+    Spark,
+    /// By the run's size: see [`choose_engine`].
+    #[default]
+    Auto,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::SingleNode => "single-node",
+            Engine::Spark => "spark",
+            Engine::Auto => "auto",
+        }
+    }
+}
+
+/// Where one run's extraction runs, decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEngine {
+    SingleNode,
+    Spark,
+}
+
+impl RunEngine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunEngine::SingleNode => "single-node",
+            RunEngine::Spark => "spark",
+        }
+    }
+}
+
+fn default_spark_min_collection_hours() -> u32 {
+    24
+}
+
+fn default_spark_ranges_per_core_node() -> u32 {
+    16
+}
+
+fn default_spark_driver_path() -> String {
+    "/usr/local/share/intraday/intraday_spark.py".to_owned()
+}
+
+const HOUR_MS: u64 = 3_600_000;
+
+/// A run's size: the sum over its collections of the window's length in hours, each
+/// rounded up (an hourly window that is one millisecond short still counts one hour).
+pub fn collection_hours(launch: &LaunchRequested) -> u64 {
+    launch
+        .collections
+        .iter()
+        .map(|c| (c.window.end_ms() - c.window.start_ms()).div_ceil(HOUR_MS))
+        .fold(0, u64::saturating_add)
+}
+
+/// Where a run goes: what the template asks for, or with `auto`, Spark from
+/// `spark_min_collection_hours` collection-hours up and the primary alone below.
+pub fn choose_engine(
+    engine: Engine,
+    spark_min_collection_hours: u32,
+    launch: &LaunchRequested,
+) -> RunEngine {
+    match engine {
+        Engine::SingleNode => RunEngine::SingleNode,
+        Engine::Spark => RunEngine::Spark,
+        Engine::Auto if collection_hours(launch) >= u64::from(spark_min_collection_hours) => {
+            RunEngine::Spark
+        }
+        Engine::Auto => RunEngine::SingleNode,
+    }
+}
+
+/// A file the bootstrap action downloads, checks against its SHA-256 and installs on every
+/// node: the extractor, and the Spark driver. One shape, so both are checked alike.
+struct Install<'a> {
+    /// What it is, in messages.
+    what: &'static str,
+    from_key: &'static str,
+    sum_key: &'static str,
+    from: Option<&'a str>,
+    sum: Option<&'a str>,
+    /// Where it goes on the node.
+    path: &'a str,
+    /// Its name in dist/emr/, where ci/package.sh also writes its `.sha256`.
+    packaged_as: &'static str,
+    /// infra/emr/bootstrap.sh's flags for `from`, `sum` and `path`.
+    flags: [&'static str; 3],
+}
+
+impl Install<'_> {
+    fn validate(&self, source_name: &str) -> Result<(), LaunchError> {
+        let bad = |key: &str, reason: String| LaunchError::InvalidSetting {
+            key: key.to_owned(),
+            source_name: source_name.to_owned(),
+            reason,
+        };
+        let (what, from_key, sum_key, file) =
+            (self.what, self.from_key, self.sum_key, self.packaged_as);
+        match (self.from, self.sum) {
+            (Some(_), None) => Err(bad(
+                sum_key,
+                format!(
+                    "missing: `{from_key}` is set, and every node checks {what}'s SHA-256 before installing it (ci/package.sh writes it to dist/emr/{file}.sha256)"
+                ),
+            )),
+            (None, Some(_)) => Err(bad(
+                from_key,
+                format!("missing: `{sum_key}` is set but not where to install {what} from"),
+            )),
+            (Some(_), Some(sum)) => {
+                if sum.len() != 64
+                    || !sum
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+                {
+                    return Err(bad(
+                        sum_key,
+                        format!("`{sum}` is not a SHA-256 in lower-case hex (64 characters)"),
+                    ));
+                }
+                if sum.bytes().all(|b| b == b'0') {
+                    return Err(bad(
+                        sum_key,
+                        format!(
+                            "is all zeros, the placeholder of infra/emr/params/production.json; set {what}'s SHA-256 from dist/emr/{file}.sha256 (ci/package.sh writes it)"
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            (None, None) => Ok(()),
+        }
+    }
 }
 
 impl ClusterTemplate {
@@ -250,20 +429,25 @@ impl ClusterTemplate {
                 self.extractor_install_from.as_deref(),
             ),
             ("bootstrap_script", self.bootstrap_script.as_deref()),
+            (
+                "spark_driver_install_from",
+                self.spark_driver_install_from.as_deref(),
+            ),
         ] {
             if let Some(uri) = value {
                 S3Uri::parse(uri).map_err(|e| bad(key, e.to_string()))?;
             }
         }
         self.validate_node_setup(source_name)?;
-        if !self.extractor_path.starts_with('/')
-            || self.extractor_path.contains(char::is_whitespace)
-        {
-            return Err(bad(
-                "extractor_path",
-                "use an absolute path without spaces".into(),
-            ));
+        for (key, path) in [
+            ("extractor_path", &self.extractor_path),
+            ("spark_driver_path", &self.spark_driver_path),
+        ] {
+            if !path.starts_with('/') || path.contains(char::is_whitespace) {
+                return Err(bad(key, "use an absolute path without spaces".into()));
+            }
         }
+        self.validate_engine(source_name)?;
         if self.tags.len() > 40 {
             return Err(bad(
                 "tags",
@@ -290,6 +474,7 @@ impl ClusterTemplate {
         for (key, value) in [
             ("bootstrap_script", &self.bootstrap_script),
             ("extractor_install_from", &self.extractor_install_from),
+            ("spark_driver_install_from", &self.spark_driver_install_from),
         ] {
             if let Some(uri) = value.as_deref().filter(|u| !u.starts_with(artifacts)) {
                 return Err(LaunchError::InvalidSetting {
@@ -305,52 +490,104 @@ impl ClusterTemplate {
         Ok(())
     }
 
-    /// The extractor install and the DKS material are all-or-nothing: a half-set install
-    /// would start a cluster whose step cannot run, so it is refused naming the missing key.
+    /// What the bootstrap action installs on every node, each after checking its SHA-256.
+    fn installs(&self) -> [Install<'_>; 2] {
+        [
+            Install {
+                what: "the extractor",
+                from_key: "extractor_install_from",
+                sum_key: "extractor_sha256",
+                from: self.extractor_install_from.as_deref(),
+                sum: self.extractor_sha256.as_deref(),
+                path: &self.extractor_path,
+                packaged_as: "intraday-extractor",
+                flags: ["--extractor", "--sha256", "--install-path"],
+            },
+            Install {
+                what: "the Spark driver",
+                from_key: "spark_driver_install_from",
+                sum_key: "spark_driver_sha256",
+                from: self.spark_driver_install_from.as_deref(),
+                sum: self.spark_driver_sha256.as_deref(),
+                path: &self.spark_driver_path,
+                packaged_as: "intraday_spark.py",
+                flags: [
+                    "--spark-driver",
+                    "--spark-driver-sha256",
+                    "--spark-driver-path",
+                ],
+            },
+        ]
+    }
+
+    /// An engine that may run Spark needs Spark on the cluster and the driver on its
+    /// primary; refused here, at start, rather than when the first large run's step fails.
+    fn validate_engine(&self, source_name: &str) -> Result<(), LaunchError> {
+        let bad = |key: &str, reason: String| LaunchError::InvalidSetting {
+            key: key.to_owned(),
+            source_name: source_name.to_owned(),
+            reason,
+        };
+        if self.spark_min_collection_hours == 0 {
+            return Err(bad(
+                "spark_min_collection_hours",
+                "use 1 or more; to send every run to Spark, set `engine` to `spark`".into(),
+            ));
+        }
+        if self.spark_ranges_per_core_node == 0 {
+            return Err(bad(
+                "spark_ranges_per_core_node",
+                "use 1 or more: the driver splits every collection into core nodes × this many key ranges".into(),
+            ));
+        }
+        if self.engine == Engine::SingleNode {
+            return Ok(());
+        }
+        let engine = self.engine.as_str();
+        if !self
+            .applications
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case("Spark"))
+        {
+            return Err(bad(
+                "applications",
+                format!(
+                    "`Spark` is missing, and `engine` `{engine}` runs extractions as a Spark application on the cluster's YARN; add \"Spark\" to `applications`, or set `engine` to `single-node`"
+                ),
+            ));
+        }
+        if self.extractor_install_from.is_some() && self.spark_driver_install_from.is_none() {
+            return Err(bad(
+                "spark_driver_install_from",
+                format!(
+                    "missing: `engine` `{engine}` may run the Spark driver, and the bootstrap action installs the extractor but not the driver; upload dist/emr/intraday_spark.py and set `spark_driver_install_from` and `spark_driver_sha256` (from dist/emr/intraday_spark.py.sha256), or set `engine` to `single-node`"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The extractor and driver installs and the DKS material are all-or-nothing: a half-set
+    /// install would start a cluster whose step cannot run, so it is refused naming the
+    /// missing key.
     fn validate_node_setup(&self, source_name: &str) -> Result<(), LaunchError> {
         let bad = |key: &str, reason: String| LaunchError::InvalidSetting {
             key: key.to_owned(),
             source_name: source_name.to_owned(),
             reason,
         };
-        match (&self.extractor_install_from, &self.extractor_sha256) {
-            (Some(_), None) => {
-                return Err(bad(
-                    "extractor_sha256",
-                    "missing: `extractor_install_from` is set, and every node checks the binary's SHA-256 before installing it (ci/package.sh writes it to dist/SHA256SUMS)".into(),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(bad(
-                    "extractor_install_from",
-                    "missing: `extractor_sha256` is set but not where to install the extractor from".into(),
-                ));
-            }
-            (Some(_), Some(sum)) => {
-                if sum.len() != 64
-                    || !sum
-                        .chars()
-                        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-                {
-                    return Err(bad(
-                        "extractor_sha256",
-                        format!("`{sum}` is not a SHA-256 in lower-case hex (64 characters)"),
-                    ));
-                }
-                if sum.bytes().all(|b| b == b'0') {
-                    return Err(bad(
-                        "extractor_sha256",
-                        "is all zeros, the placeholder of infra/emr/params/production.json; set the extractor's SHA-256 from dist/emr/intraday-extractor.sha256 (ci/package.sh writes it)".into(),
-                    ));
-                }
-            }
-            (None, None) => {}
+        for install in self.installs() {
+            install.validate(source_name)?;
         }
         if self.bootstrap_script.is_none() {
             for (key, set) in [
                 (
                     "extractor_install_from",
                     self.extractor_install_from.is_some(),
+                ),
+                (
+                    "spark_driver_install_from",
+                    self.spark_driver_install_from.is_some(),
                 ),
                 ("dks_tls_secret", self.dks_tls_secret.is_some()),
             ] {
@@ -408,12 +645,90 @@ impl ClusterTemplate {
         Ok(())
     }
 
+    /// Where this run's extraction runs: [`choose_engine`] with the template's settings.
+    pub fn engine_for(&self, launch: &LaunchRequested) -> RunEngine {
+        choose_engine(self.engine, self.spark_min_collection_hours, launch)
+    }
+
+    /// How many key ranges the Spark driver splits every collection into.
+    /// At most [`MAX_SPARK_RANGES`], the extractor's own limit; a collection never gets
+    /// more ranges than it has regions either way.
+    pub fn spark_ranges(&self) -> u64 {
+        // Validation keeps the count in 1..=MAX_CORE_INSTANCES.
+        (u64::try_from(self.core_instance_count).unwrap_or(1)
+            * u64::from(self.spark_ranges_per_core_node))
+        .min(MAX_SPARK_RANGES)
+    }
+
     /// The `RunJobFlow` request for one run: a read replica of the primary's HBase root,
-    /// Glue as the Hive metastore, and one extractor step whose failure terminates the
-    /// cluster (so a failed run never leaves a cluster running).
+    /// Glue as the Hive metastore, and one extraction step whose failure terminates the
+    /// cluster (so a failed run never leaves a cluster running). The step runs the extractor
+    /// on the primary, or submits the Spark driver that runs it per key range on the core
+    /// nodes ([`Self::engine_for`]); both go through `command-runner.jar`, which runs a
+    /// command on the primary, `spark-submit` included.
+    /// <https://docs.aws.amazon.com/emr/latest/ReleaseGuide/emr-spark-submit-step.html>
     pub fn request(&self, launch: &LaunchRequested) -> Result<ClusterRequest, LaunchError> {
+        let extraction = self.extraction_args(launch);
+        let args: Vec<String> = match self.engine_for(launch) {
+            RunEngine::SingleNode => std::iter::once(self.extractor_path.clone())
+                .chain(extraction)
+                .collect(),
+            RunEngine::Spark => [
+                "spark-submit",
+                "--master",
+                "yarn",
+                // Client mode runs the driver on the primary, in the step: it runs the
+                // extractor there itself to plan the ranges and to write the manifest last,
+                // and its log is the step's log.
+                "--deploy-mode",
+                "client",
+                // The number of attempts of one task: a failed range is retried once, then
+                // the application, and so the step, fails.
+                // <https://spark.apache.org/docs/latest/configuration.html#scheduling>
+                "--conf",
+                "spark.task.maxFailures=2",
+                // Two attempts of one range must never run at once: their part files share
+                // names.
+                "--conf",
+                "spark.speculation=false",
+                &self.spark_driver_path,
+                "--extractor",
+                &self.extractor_path,
+                "--ranges",
+                &self.spark_ranges().to_string(),
+                "--",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(extraction)
+            .collect(),
+        };
+        let jar = "command-runner.jar".to_owned();
+        let length = jar.len() + args.iter().map(String::len).sum::<usize>();
+        if length > MAX_STEP_CHARS {
+            return Err(LaunchError::StepTooLong {
+                length,
+                limit: MAX_STEP_CHARS,
+            });
+        }
+
+        let mut request = self.base_request();
+        request.steps = vec![StepSpec {
+            name: STEP_NAME.into(),
+            jar,
+            args,
+            action_on_failure: "TERMINATE_CLUSTER".into(),
+        }];
+        request
+            .tags
+            .insert(TAG_CORRELATION_ID.into(), launch.correlation_id.to_string());
+        Ok(request)
+    }
+
+    /// The extractor's arguments for one run, without the extractor itself: the single-node
+    /// step runs it with these, the Spark driver passes them on after `--`.
+    fn extraction_args(&self, launch: &LaunchRequested) -> Vec<String> {
         let mut args = vec![
-            self.extractor_path.clone(),
             "--correlation-id".to_owned(),
             launch.correlation_id.to_string(),
             "--trigger-time-ms".to_owned(),
@@ -449,26 +764,7 @@ impl ClusterTemplate {
             ]);
         }
         args.extend(self.extractor_args.iter().cloned());
-        let jar = "command-runner.jar".to_owned();
-        let length = jar.len() + args.iter().map(String::len).sum::<usize>();
-        if length > MAX_STEP_CHARS {
-            return Err(LaunchError::StepTooLong {
-                length,
-                limit: MAX_STEP_CHARS,
-            });
-        }
-
-        let mut request = self.base_request();
-        request.steps = vec![StepSpec {
-            name: STEP_NAME.into(),
-            jar,
-            args,
-            action_on_failure: "TERMINATE_CLUSTER".into(),
-        }];
-        request
-            .tags
-            .insert(TAG_CORRELATION_ID.into(), launch.correlation_id.to_string());
-        Ok(request)
+        args
     }
 
     /// A cluster with no steps that stays up, for an operator to investigate with; it is
@@ -482,15 +778,13 @@ impl ClusterTemplate {
     /// The arguments of `infra/emr/bootstrap.sh`, which validation made all-or-nothing.
     fn bootstrap_args(&self) -> Vec<String> {
         let mut args = Vec::new();
-        if let (Some(from), Some(sum)) = (&self.extractor_install_from, &self.extractor_sha256) {
-            args.extend([
-                "--extractor".to_owned(),
-                from.clone(),
-                "--sha256".to_owned(),
-                sum.clone(),
-                "--install-path".to_owned(),
-                self.extractor_path.clone(),
-            ]);
+        for install in self.installs() {
+            if let (Some(from), Some(sum)) = (install.from, install.sum) {
+                let [from_flag, sum_flag, path_flag] = install.flags;
+                args.extend(
+                    [from_flag, from, sum_flag, sum, path_flag, install.path].map(str::to_owned),
+                );
+            }
         }
         if let Some(secret) = &self.dks_tls_secret {
             args.extend([
@@ -672,13 +966,23 @@ mod tests {
                 &"ab".repeat(32),
                 "--install-path",
                 "/usr/local/bin/intraday-extractor",
+                "--spark-driver",
+                "s3://intraday-artifacts-123456789012-eu-west-2/emr/intraday_spark.py",
+                "--spark-driver-sha256",
+                &"ab".repeat(32),
+                "--spark-driver-path",
+                "/usr/local/share/intraday/intraday_spark.py",
                 "--dks-tls-secret",
                 "/intraday/dks-client-tls",
                 "--tls-dir",
                 "/etc/intraday/dks",
             ]
         );
+        // The sample's second collection has never run (its window starts at 0): Spark,
+        // over 175 core nodes × 16 ranges.
         let args = &request.steps[0].args;
+        assert_eq!(args[0], "spark-submit");
+        assert_eq!(args[9], "/usr/local/share/intraday/intraday_spark.py");
         let after = |flag: &str| {
             args.iter()
                 .position(|a| a == flag)
@@ -689,6 +993,7 @@ mod tests {
         assert_eq!(after("--dks-key"), Some("/etc/intraday/dks/client.key"));
         assert_eq!(after("--dks-ca"), Some("/etc/intraday/dks/ca.crt"));
         assert_eq!(after("--dks-max-attempts"), Some("5"));
+        assert_eq!(after("--ranges"), Some("2800"));
     }
 
     #[test]
@@ -710,6 +1015,34 @@ mod tests {
             (
                 json!({"extractor_install_from": "s3://artifacts/x", "extractor_sha256": "ABC", "bootstrap_script": "s3://artifacts/b.sh"}),
                 "`extractor_sha256` in env.json is not valid: `ABC` is not a SHA-256",
+            ),
+            (
+                json!({"spark_driver_install_from": "s3://artifacts/d.py", "bootstrap_script": "s3://artifacts/b.sh"}),
+                "`spark_driver_sha256` in env.json is not valid: missing: `spark_driver_install_from` is set, and every node checks the Spark driver's SHA-256",
+            ),
+            (
+                json!({"spark_driver_sha256": sum, "bootstrap_script": "s3://artifacts/b.sh"}),
+                "`spark_driver_install_from` in env.json is not valid: missing: `spark_driver_sha256` is set but not where to install the Spark driver from",
+            ),
+            (
+                json!({"spark_driver_install_from": "s3://artifacts/d.py", "spark_driver_sha256": sum}),
+                "`bootstrap_script` in env.json is not valid: missing: `spark_driver_install_from` needs the bootstrap action",
+            ),
+            (
+                json!({"spark_driver_install_from": "s3://artifacts/d.py", "spark_driver_sha256": "AB".repeat(32), "bootstrap_script": "s3://artifacts/b.sh"}),
+                "`spark_driver_sha256` in env.json is not valid: `ABAB",
+            ),
+            (
+                json!({"spark_driver_install_from": "s3://artifacts/d.py", "spark_driver_sha256": "0".repeat(64), "bootstrap_script": "s3://artifacts/b.sh"}),
+                "`spark_driver_sha256` in env.json is not valid: is all zeros, the placeholder of infra/emr/params/production.json; set the Spark driver's SHA-256 from dist/emr/intraday_spark.py.sha256",
+            ),
+            (
+                json!({"spark_driver_install_from": "https://artifacts/d.py"}),
+                "`spark_driver_install_from` in env.json is not valid:",
+            ),
+            (
+                json!({"spark_driver_path": "intraday_spark.py"}),
+                "`spark_driver_path` in env.json is not valid: use an absolute path without spaces",
             ),
             (
                 json!({"dks_url": "https://dks:8443"}),
@@ -750,7 +1083,10 @@ mod tests {
 
     #[test]
     fn builds_a_read_replica_with_one_step_per_run_that_terminates_on_failure() {
-        let request = template().request(&launch()).expect("request");
+        let single = template()
+            .with_overrides(r#"{"engine": "single-node"}"#, "env.json")
+            .expect("single node");
+        let request = single.request(&launch()).expect("request");
         assert!(!request.keep_alive);
         assert_eq!(request.steps.len(), 1);
         let step = &request.steps[0];
@@ -850,6 +1186,225 @@ mod tests {
                 }
                 (got, want) => panic!("{overrides}: got {got:?}, want {want:?}"),
             }
+        }
+    }
+
+    /// A launch of one collection per window, `[start, end)` in ms.
+    fn launch_of(windows: &[(u64, u64)]) -> LaunchRequested {
+        let mut launch = launch();
+        let one = launch.collections[0].clone();
+        launch.collections = windows
+            .iter()
+            .enumerate()
+            .map(|(i, (start, end))| {
+                let mut c = one.clone();
+                c.collection =
+                    intraday_core::Collection::new("core", &format!("table_{i}")).expect("valid");
+                c.window = intraday_core::Window::new(*start, *end).expect("window");
+                c
+            })
+            .collect();
+        launch
+    }
+
+    #[test]
+    fn the_spark_step_submits_the_driver_on_yarn_with_the_single_node_steps_extractor_args() {
+        let launch = launch();
+        let single = template()
+            .with_overrides(r#"{"engine": "single-node"}"#, "env.json")
+            .expect("single node")
+            .request(&launch)
+            .expect("request");
+        let spark = template()
+            .with_overrides(r#"{"engine": "spark"}"#, "env.json")
+            .expect("spark")
+            .request(&launch)
+            .expect("request");
+        assert_eq!(spark.steps.len(), 1);
+        let step = &spark.steps[0];
+        assert_eq!(step.name, STEP_NAME);
+        assert_eq!(step.jar, "command-runner.jar");
+        assert_eq!(step.action_on_failure, "TERMINATE_CLUSTER");
+        assert_eq!(
+            step.args[..15],
+            [
+                "spark-submit",
+                "--master",
+                "yarn",
+                "--deploy-mode",
+                "client",
+                "--conf",
+                "spark.task.maxFailures=2",
+                "--conf",
+                "spark.speculation=false",
+                "/usr/local/share/intraday/intraday_spark.py",
+                "--extractor",
+                "/usr/local/bin/intraday-extractor",
+                "--ranges",
+                // The template's 2 core nodes × 16 ranges each.
+                "32",
+                "--",
+            ]
+        );
+        assert_eq!(step.args[15..], single.steps[0].args[1..]);
+        assert_eq!(single.steps[0].args[0], "/usr/local/bin/intraday-extractor");
+
+        // 2000 core nodes × 16 would be more ranges than the extractor plans.
+        let wide = template()
+            .with_overrides(
+                r#"{"engine": "spark", "core_instance_count": 2000}"#,
+                "env.json",
+            )
+            .expect("spark");
+        assert_eq!(wide.spark_ranges(), MAX_SPARK_RANGES);
+    }
+
+    #[test]
+    fn auto_goes_to_spark_from_spark_min_collection_hours_each_window_rounded_up() {
+        const H: u64 = 3_600_000;
+        let t = 1_710_153_000_000;
+        // Name, windows, collection-hours, where `auto` at 24 sends it.
+        type Case<'a> = (&'a str, &'a [(u64, u64)], u64, RunEngine);
+        let cases: &[Case] = &[
+            ("an hourly run", &[(t - H, t)], 1, RunEngine::SingleNode),
+            ("23 hours", &[(t - 23 * H, t)], 23, RunEngine::SingleNode),
+            ("24 hours", &[(t - 24 * H, t)], 24, RunEngine::Spark),
+            (
+                "23 hours and 1 ms",
+                &[(t - 23 * H - 1, t)],
+                24,
+                RunEngine::Spark,
+            ),
+            (
+                "23 hourly collections",
+                &[(t - H, t); 23],
+                23,
+                RunEngine::SingleNode,
+            ),
+            (
+                "24 hourly collections",
+                &[(t - H, t); 24],
+                24,
+                RunEngine::Spark,
+            ),
+            (
+                "two windows just over 11 hours count 12 each",
+                &[(t - 11 * H - 1, t), (t - 11 * H - 1, t)],
+                24,
+                RunEngine::Spark,
+            ),
+            (
+                "a first run, from 0",
+                &[(0, t)],
+                t.div_ceil(H),
+                RunEngine::Spark,
+            ),
+        ];
+        for (name, windows, hours, want) in cases {
+            let launch = launch_of(windows);
+            assert_eq!(collection_hours(&launch), *hours, "{name}");
+            assert_eq!(choose_engine(Engine::Auto, 24, &launch), *want, "{name}");
+            assert_eq!(
+                choose_engine(Engine::SingleNode, 24, &launch),
+                RunEngine::SingleNode,
+                "{name}"
+            );
+            assert_eq!(
+                choose_engine(Engine::Spark, 24, &launch),
+                RunEngine::Spark,
+                "{name}"
+            );
+        }
+        // The threshold is the template's, and the default template is `auto` at 24.
+        let t24 = template();
+        assert_eq!(t24.engine, Engine::Auto);
+        assert_eq!(t24.spark_min_collection_hours, 24);
+        let hourly = launch_of(&[(t - H, t); 3]);
+        assert_eq!(t24.engine_for(&hourly), RunEngine::SingleNode);
+        let lower = template()
+            .with_overrides(r#"{"spark_min_collection_hours": 3}"#, "env.json")
+            .expect("3 hours");
+        assert_eq!(lower.engine_for(&hourly), RunEngine::Spark);
+        assert_eq!(
+            lower.request(&hourly).expect("request").steps[0].args[0],
+            "spark-submit"
+        );
+    }
+
+    #[test]
+    fn an_engine_that_may_run_spark_needs_spark_and_a_driver() {
+        let sum = "ab".repeat(32);
+        let installs_the_extractor = json!({
+            "extractor_install_from": "s3://artifacts/x",
+            "extractor_sha256": sum,
+            "bootstrap_script": "s3://artifacts/b.sh",
+        });
+        let with = |extra: Value| {
+            let mut overrides = installs_the_extractor.clone();
+            overrides
+                .as_object_mut()
+                .expect("object")
+                .extend(extra.as_object().expect("object").clone());
+            overrides
+        };
+        let refused = [
+            (
+                json!({"applications": ["Hadoop", "HBase"]}),
+                "`applications` in env.json is not valid: `Spark` is missing, and `engine` `auto` runs extractions as a Spark application on the cluster's YARN; add \"Spark\" to `applications`, or set `engine` to `single-node`",
+            ),
+            (
+                json!({"applications": ["Hadoop", "HBase"], "engine": "spark"}),
+                "`applications` in env.json is not valid: `Spark` is missing, and `engine` `spark`",
+            ),
+            (
+                installs_the_extractor.clone(),
+                "`spark_driver_install_from` in env.json is not valid: missing: `engine` `auto` may run the Spark driver, and the bootstrap action installs the extractor but not the driver; upload dist/emr/intraday_spark.py",
+            ),
+            (
+                with(json!({"engine": "spark"})),
+                "`spark_driver_install_from` in env.json is not valid: missing: `engine` `spark`",
+            ),
+            (
+                json!({"engine": "yarn"}),
+                "env.json is not a valid cluster template: unknown variant `yarn`, expected one of `single-node`, `spark`, `auto`",
+            ),
+            (
+                json!({"spark_ranges_per_core_node": 0}),
+                "`spark_ranges_per_core_node` in env.json is not valid: use 1 or more",
+            ),
+            (
+                json!({"spark_min_collection_hours": 0}),
+                "`spark_min_collection_hours` in env.json is not valid: use 1 or more; to send every run to Spark, set `engine` to `spark`",
+            ),
+        ];
+        for (overrides, want) in refused {
+            let err = template()
+                .with_overrides(&overrides.to_string(), "env.json")
+                .expect_err(&overrides.to_string());
+            assert!(err.to_string().starts_with(want), "{overrides}: {err}");
+        }
+        let accepted = [
+            // Single node needs neither Spark nor the driver.
+            json!({"applications": ["Hadoop", "HBase"], "engine": "single-node"}),
+            with(json!({"engine": "single-node"})),
+            // Nothing installed by the bootstrap action: both are on the image.
+            json!({"engine": "spark", "custom_ami_id": "ami-0abc12345"}),
+            // The driver downloaded, the extractor on the image.
+            json!({
+                "spark_driver_install_from": "s3://artifacts/intraday_spark.py",
+                "spark_driver_sha256": sum,
+                "bootstrap_script": "s3://artifacts/b.sh",
+            }),
+            with(json!({
+                "spark_driver_install_from": "s3://artifacts/intraday_spark.py",
+                "spark_driver_sha256": sum,
+                "spark_ranges_per_core_node": 4,
+            })),
+        ];
+        for overrides in accepted {
+            template()
+                .with_overrides(&overrides.to_string(), "env.json")
+                .unwrap_or_else(|e| panic!("{overrides}: {e}"));
         }
     }
 

@@ -211,30 +211,51 @@ mod tests {
     #[test]
     fn artifacts_outside_the_stacks_prefix_are_refused() {
         let sum = "ab".repeat(32);
-        let params = |install: &str| {
+        let params = |install: &str, driver: &str| {
             serde_json::json!({
                 "extractor_install_from": install,
                 "extractor_sha256": sum,
+                "spark_driver_install_from": driver,
+                "spark_driver_sha256": sum,
                 "bootstrap_script": "s3://artifacts/emr/bootstrap.sh",
                 "dks_url": "https://dks:8443",
                 "dks_tls_secret": "/intraday/dks",
             })
             .to_string()
         };
-        let inside = params("s3://artifacts/emr/intraday-extractor");
+        let inside = params(
+            "s3://artifacts/emr/intraday-extractor",
+            "s3://artifacts/emr/intraday_spark.py",
+        );
         from(&[
             ("INTRADAY_EMR_PARAMS", inside.as_str()),
             ("INTRADAY_EMR_ARTIFACTS", "s3://artifacts/emr/"),
         ])
         .expect("inside the prefix");
-        let outside = params("s3://elsewhere/intraday-extractor");
-        let refused = from(&[
-            ("INTRADAY_EMR_PARAMS", outside.as_str()),
-            ("INTRADAY_EMR_ARTIFACTS", "s3://artifacts/emr/"),
-        ])
-        .expect_err("outside")
-        .to_string();
-        assert!(refused.contains("`extractor_install_from`"), "{refused}");
-        assert!(refused.contains("EmrArtifactsS3Uri"), "{refused}");
+        for (key, outside) in [
+            (
+                "extractor_install_from",
+                params(
+                    "s3://elsewhere/intraday-extractor",
+                    "s3://artifacts/emr/intraday_spark.py",
+                ),
+            ),
+            (
+                "spark_driver_install_from",
+                params(
+                    "s3://artifacts/emr/intraday-extractor",
+                    "s3://elsewhere/intraday_spark.py",
+                ),
+            ),
+        ] {
+            let refused = from(&[
+                ("INTRADAY_EMR_PARAMS", outside.as_str()),
+                ("INTRADAY_EMR_ARTIFACTS", "s3://artifacts/emr/"),
+            ])
+            .expect_err("outside")
+            .to_string();
+            assert!(refused.contains(&format!("`{key}`")), "{refused}");
+            assert!(refused.contains("EmrArtifactsS3Uri"), "{refused}");
+        }
     }
 }

@@ -98,6 +98,11 @@ pub async fn launch_once(launch: &LaunchRequested, ctx: &Ctx) -> Result<Launched
     }
 
     let request = ctx.template.request(launch)?;
+    tracing::info!(
+        engine = ctx.template.engine_for(launch).as_str(),
+        collection_hours = crate::cluster::collection_hours(launch),
+        "launching the run's cluster"
+    );
     match ctx.emr.run(&request).await {
         Ok(cluster) => {
             record(launch, &cluster, ctx).await?;

@@ -1,7 +1,7 @@
 //! infra/emr/bootstrap.sh, the bootstrap action the launcher names, run as EMR runs it on a
-//! node (bash and the AWS CLI) against moto server: it installs the extractor only when its
-//! SHA-256 matches, and writes the data key service's TLS material readable by the step's
-//! user only, without ever printing it.
+//! node (bash and the AWS CLI) against moto server: it installs the extractor and the Spark
+//! driver only when their SHA-256 matches, and writes the data key service's TLS material
+//! readable by the step's user only, without ever printing it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -150,6 +150,93 @@ async fn moto_the_bootstrap_action_installs_a_checked_extractor_and_private_tls_
     }
     // Nothing is left in a fixed temporary path.
     assert!(!Path::new("/tmp/intraday-extractor").exists());
+}
+
+#[tokio::test]
+async fn moto_the_bootstrap_action_installs_the_spark_driver_only_when_its_checksum_matches() {
+    let aws = kit::aws().await;
+    let bucket = kit::bucket(&aws).await;
+    let driver = b"# intraday_spark.py, as uploaded\nimport sys\n".to_vec();
+    let sum: String = Sha256::digest(&driver)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    aws.s3()
+        .put_object()
+        .bucket(&bucket)
+        .key("emr/intraday_spark.py")
+        .body(driver.clone().into())
+        .send()
+        .await
+        .expect("upload");
+    let node = Node {
+        dir: std::env::temp_dir().join(kit::unique("node")),
+    };
+    // A directory the node does not have yet, as /usr/local/share/intraday/ on EMR.
+    let share = node.dir.join("usr/local/share/intraday");
+    let install = share.join("intraday_spark.py");
+    let from = format!("s3://{bucket}/emr/intraday_spark.py");
+    let path = install.display().to_string();
+    let owner = user();
+    let args = |sum: &str| {
+        run(&[
+            "--spark-driver",
+            &from,
+            "--spark-driver-sha256",
+            sum,
+            "--spark-driver-path",
+            &path,
+            "--owner",
+            &owner,
+            "--region",
+            kit::REGION,
+        ])
+    };
+
+    let wrong = "0".repeat(63) + "1";
+    let refused = args(&wrong);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the Spark driver at {from} has SHA-256 {sum}, not {wrong}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "upload dist/emr/intraday_spark.py and its dist/emr/intraday_spark.py.sha256 together"
+        ),
+        "{stderr}"
+    );
+    assert!(!install.exists());
+
+    let done = args(&sum);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert_eq!(std::fs::read(&install).expect("installed"), driver);
+    // A script spark-submit reads as the step's user, not a program; its new directory
+    // must let that user through despite the action's umask 077.
+    assert_eq!(mode(&install), 0o644);
+    assert_eq!(mode(&share), 0o755);
+
+    let half = run(&[
+        "--spark-driver",
+        &from,
+        "--spark-driver-path",
+        &path,
+        "--owner",
+        &owner,
+        "--region",
+        kit::REGION,
+    ]);
+    let stderr = String::from_utf8_lossy(&half.stderr);
+    assert!(!half.status.success());
+    assert!(
+        stderr
+            .contains("--spark-driver, --spark-driver-sha256 and --spark-driver-path go together"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

@@ -17,12 +17,14 @@ use intraday_testkit::lambda::{self, Function, FunctionConfig, Outcome};
 use serde_json::Value;
 
 const SUM: &str = "5e1f0c3a9d7b2e4f6a8c0e1d3b5f7a9c2e4d6f8a0b1c3e5d7f9a2b4c6d8e0f1a";
+const DRIVER_SUM: &str = "a1f0e8d6c4b2a0f9e7d5c3b1a9f8e6d4c2b0a1f3e5d7c9b8a6f4e2d0c1b3a5f7";
 
 fn production_params() -> String {
     let text = include_str!("../../../infra/emr/params/production.json");
     let mut params: serde_json::Map<String, Value> =
         serde_json::from_str(text).expect("production.json is an object");
     params.insert("extractor_sha256".into(), SUM.into());
+    params.insert("spark_driver_sha256".into(), DRIVER_SUM.into());
     Value::Object(params).to_string()
 }
 
@@ -244,6 +246,12 @@ async fn moto_the_deployed_launcher_starts_a_cluster_with_every_production_setti
             SUM,
             "--install-path",
             "/usr/local/bin/intraday-extractor",
+            "--spark-driver",
+            "s3://intraday-artifacts-123456789012-eu-west-2/emr/intraday_spark.py",
+            "--spark-driver-sha256",
+            DRIVER_SUM,
+            "--spark-driver-path",
+            "/usr/local/share/intraday/intraday_spark.py",
             "--dks-tls-secret",
             "/intraday/dks-client-tls",
             "--tls-dir",
@@ -257,14 +265,34 @@ async fn moto_the_deployed_launcher_starts_a_cluster_with_every_production_setti
         .send()
         .await
         .expect("steps");
-    let args = steps.steps()[0].config().expect("config").args().to_vec();
-    assert_eq!(args[0], "/usr/local/bin/intraday-extractor");
+    let config = steps.steps()[0].config().expect("config");
+    assert_eq!(config.jar(), Some("command-runner.jar"));
+    let args = config.args().to_vec();
+    // The sample's second collection has never run (its window starts at 0), so `auto`
+    // makes it a Spark application over the 175 core nodes.
+    assert_eq!(
+        args[..9],
+        [
+            "spark-submit",
+            "--master",
+            "yarn",
+            "--deploy-mode",
+            "client",
+            "--conf",
+            "spark.task.maxFailures=2",
+            "--conf",
+            "spark.speculation=false",
+        ]
+    );
+    assert_eq!(args[9], "/usr/local/share/intraday/intraday_spark.py");
     let after = |flag: &str| {
         args.iter()
             .position(|a| a == flag)
             .map(|i| args[i + 1].clone())
             .unwrap_or_else(|| panic!("{flag} in {args:?}"))
     };
+    assert_eq!(after("--ranges"), "2800");
+    assert_eq!(after("--extractor"), "/usr/local/bin/intraday-extractor");
     assert_eq!(after("--correlation-id"), run.as_str());
     assert_eq!(after("--dks-url"), "https://dks.internal:8443");
     assert_eq!(after("--dks-cert"), "/etc/intraday/dks/client.crt");
