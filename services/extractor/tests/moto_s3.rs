@@ -283,3 +283,133 @@ async fn moto_the_extractor_writes_tagged_files_and_the_manifest_to_s3() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A run spread over Spark, its steps run by hand as the driver runs them, to S3: the tasks'
+/// files, their task manifests, the collection's rejects merged into one tagged file, and
+/// the run's manifest only from the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_a_run_in_tasks_commits_one_manifest_and_one_rejects_file_to_s3() {
+    let aws = kit::aws().await;
+    let bucket = kit::bucket(&aws).await;
+    let objects = Objects::new(aws.s3());
+    let dks = LoopbackDks::start().await.expect("dks");
+    let keys = synth::keys(1, 33);
+    dks.add_key(&keys[0].encrypted_key, &keys[0].plaintext);
+    let dir = std::env::temp_dir().join(kit::unique("extractor-s3-tasks"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let records = synth::records(40, 1024, keys.len(), START, 3);
+    let mut text = Vec::new();
+    synth::write_scan(&mut text, &records, &keys, 3).expect("scan");
+    let text = String::from_utf8(text).expect("utf-8").replacen(
+        "40 row(s)",
+        &format!(
+            "{}\n41 row(s)",
+            synth::cell_line(b"broken", START + 1, b"not json")
+        ),
+        1,
+    );
+    let scan = dir.join("statement.scan");
+    std::fs::write(&scan, text).expect("write");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--correlation-id",
+            "spark-1",
+            "--trigger-time-ms",
+            "1710153000000",
+            "--collection",
+            &format!("db.core.statement:{START}:{END}"),
+            "--scan-file",
+            &format!("db.core.statement={}", scan.display()),
+            "--output",
+            &format!("s3://{bucket}/data"),
+            "--dks-url",
+            &dks.url(),
+            "--max-rejects",
+            "1",
+            "--region",
+            kit::REGION,
+            "--endpoint-url",
+            &kit::moto(),
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    };
+    let stdout = |output: &ProcessOutput| {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout.clone()).expect("utf-8")
+    };
+
+    let plan = stdout(&run_binary(args(&["--plan"])).await);
+    let tasks: Vec<&str> = plan.lines().collect();
+    assert_eq!(
+        tasks,
+        [r#"{"index":0,"of":1,"collection":"db.core.statement"}"#]
+    );
+    let manifest_uri = uri(&bucket, "data/_manifests/spark-1.json");
+    assert!(
+        !objects.exists(&manifest_uri).await.expect("exists"),
+        "a plan writes nothing"
+    );
+
+    let written: serde_json::Value =
+        serde_json::from_str(&stdout(&run_binary(args(&["--task", tasks[0]])).await))
+            .expect("the task manifest on stdout");
+    assert_eq!(written["extracted"]["records"], 40, "{written}");
+    assert_eq!(written["extracted"]["rejected"], 1, "{written}");
+    assert!(
+        objects
+            .exists(&uri(&bucket, "data/_manifests/spark-1/task-00000.json"))
+            .await
+            .expect("exists")
+    );
+    assert!(
+        !objects.exists(&manifest_uri).await.expect("exists"),
+        "a task writes no run manifest"
+    );
+
+    // Another plan's count is refused, and nothing is published.
+    let refused = run_binary(args(&["--commit", "2"])).await;
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("task 0 of 2") || err.contains("task 1 of 2"),
+        "{err}"
+    );
+    assert!(!objects.exists(&manifest_uri).await.expect("exists"));
+
+    stdout(&run_binary(args(&["--commit", "1"])).await);
+    let manifest = Manifest::parse(
+        &String::from_utf8(objects.get(&manifest_uri).await.expect("manifest")).expect("utf-8"),
+    )
+    .expect("valid manifest");
+    let entry = &manifest.collections[0];
+    assert_eq!((entry.records, entry.rejected), (40, 1));
+    assert!(
+        entry
+            .files
+            .iter()
+            .all(|f| f.key.contains("/part-spark-1-t00000-")),
+        "{entry:?}"
+    );
+    let rejects_key = entry.rejects_file.as_deref().expect("a rejects file");
+    assert_eq!(
+        rejects_key,
+        "_rejects/core_statement/run=20240311-1030/rejects-spark-1.jsonl"
+    );
+    let rejects_at = uri(&bucket, &format!("data/{rejects_key}"));
+    let rejects =
+        String::from_utf8(objects.get(&rejects_at).await.expect("rejects")).expect("utf-8");
+    assert!(rejects.contains(r#""row_key":"broken""#), "{rejects}");
+    assert_eq!(
+        objects.tags(&rejects_at).await.expect("tags"),
+        tags(&[("db", "core"), ("pii", "false"), ("table", "statement")])
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
