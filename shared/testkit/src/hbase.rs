@@ -265,32 +265,73 @@ fn ruby_string_option(options: &str, name: &str) -> Result<Option<Vec<u8>>, Stri
     to_bytes_binary(&rest[..end]).map(Some)
 }
 
-/// The stored cells of `table`, and its split keys.
-fn load(data: &Path, table: &str) -> Result<(Vec<StoredCell>, Vec<Vec<u8>>), String> {
-    let at = data.join(table);
-    let cells_text = std::fs::read_to_string(at.join("cells"))
-        .map_err(|_| format!("org.apache.hadoop.hbase.TableNotFoundException: {table}"))?;
-    let mut cells = Vec::new();
-    for line in cells_text.lines() {
-        let mut parts = line.splitn(3, '\t');
-        let (Some(row), Some(ts), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(format!("{table}: a stored line is not row\\tts\\tvalue"));
-        };
-        cells.push(StoredCell {
-            row: to_bytes_binary(row)?,
-            timestamp_ms: ts.parse().map_err(|e| format!("{table}: timestamp: {e}"))?,
-            value: to_bytes_binary(value)?,
-        });
-    }
-    let splits = match std::fs::read_to_string(at.join("splits")) {
+/// The cells file of `table`, opened; a missing table fails as HBase reports it.
+fn open_cells(data: &Path, table: &str) -> Result<std::io::BufReader<std::fs::File>, String> {
+    std::fs::File::open(data.join(table).join("cells"))
+        .map(|f| std::io::BufReader::with_capacity(1 << 20, f))
+        .map_err(|_| format!("org.apache.hadoop.hbase.TableNotFoundException: {table}"))
+}
+
+/// The split keys of `table` (none when it is one region).
+fn load_splits(data: &Path, table: &str) -> Result<Vec<Vec<u8>>, String> {
+    open_cells(data, table)?;
+    match std::fs::read_to_string(data.join(table).join("splits")) {
         Ok(text) => text
             .lines()
             .filter(|l| !l.is_empty())
             .map(to_bytes_binary)
-            .collect::<Result<_, _>>()?,
-        Err(_) => Vec::new(),
-    };
-    Ok((cells, splits))
+            .collect(),
+        Err(_) => Ok(Vec::new()),
+    }
+}
+
+/// What a scan selects.
+struct Selection<'a> {
+    start_row: Option<&'a [u8]>,
+    stop_row: Option<&'a [u8]>,
+    time_range: Option<(u64, u64)>,
+}
+
+/// Streams the stored cells a scan selects, in row order, to `each` as they are stored
+/// (row and value already in string-binary form) until `each` says stop. The table is
+/// never held in memory, and reading ends at the stop row, so K range scans of a large
+/// table cost about what one whole scan does, not K times a load of the table.
+fn stream_cells(
+    table: &str,
+    mut cells: impl BufRead,
+    selection: &Selection,
+    mut each: impl FnMut(&str, u64, &str) -> Result<bool, String>,
+) -> Result<(), String> {
+    let mut line = String::new();
+    let mut row_bytes: (String, Vec<u8>) = (String::new(), Vec::new());
+    loop {
+        line.clear();
+        if cells.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            return Ok(());
+        }
+        let text = line.trim_end_matches('\n');
+        let mut parts = text.splitn(3, '\t');
+        let (Some(row), Some(ts), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("{table}: a stored line is not row\\tts\\tvalue"));
+        };
+        if row != row_bytes.0 {
+            row_bytes = (row.to_owned(), to_bytes_binary(row)?);
+        }
+        let key = row_bytes.1.as_slice();
+        if selection.start_row.is_some_and(|s| key < s) {
+            continue;
+        }
+        if selection.stop_row.is_some_and(|s| key >= s) {
+            return Ok(());
+        }
+        let ts: u64 = ts.parse().map_err(|e| format!("{table}: timestamp: {e}"))?;
+        if selection.time_range.is_some_and(|(a, b)| ts < a || b <= ts) {
+            continue;
+        }
+        if !each(row, ts, value)? {
+            return Ok(());
+        }
+    }
 }
 
 /// Runs the shell over `script`, writing as the real one does; returns the exit status.
@@ -331,8 +372,8 @@ fn run(
         match command {
             Script::Exit => return Ok(0),
             Script::GetSplits { table } => {
-                let (_, splits) = match load(data, &table) {
-                    Ok(loaded) => loaded,
+                let splits = match load_splits(data, &table) {
+                    Ok(splits) => splits,
                     Err(e) => {
                         writeln!(err, "ERROR: {e}").map_err(io)?;
                         return Ok(1);
@@ -350,44 +391,60 @@ fn run(
                 start_row,
                 stop_row,
             } => {
-                let (cells, _) = match load(data, &table) {
-                    Ok(loaded) => loaded,
+                let selection = Selection {
+                    start_row: start_row.as_deref(),
+                    stop_row: stop_row.as_deref(),
+                    time_range,
+                };
+                let fault = fault_for(faults, data, start_row.as_deref().unwrap_or_default());
+                // A fault shows half the selected cells: count them first, in a pass of
+                // their own, only then.
+                let shown = match fault {
+                    Some(FaultKind::Cut | FaultKind::Error) => {
+                        let mut selected = 0usize;
+                        let counted = open_cells(data, &table).and_then(|cells| {
+                            stream_cells(&table, cells, &selection, |_, _, _| {
+                                selected += 1;
+                                Ok(true)
+                            })
+                        });
+                        if let Err(e) = counted {
+                            writeln!(err, "ERROR: {e}").map_err(io)?;
+                            return Ok(1);
+                        }
+                        selected / 2
+                    }
+                    Some(FaultKind::Exit) => 0,
+                    None => usize::MAX,
+                };
+                let cells = match open_cells(data, &table) {
+                    Ok(cells) => cells,
                     Err(e) => {
                         writeln!(err, "ERROR: {e}").map_err(io)?;
                         return Ok(1);
                     }
                 };
-                let chosen: Vec<&StoredCell> = cells
-                    .iter()
-                    .filter(|c| start_row.as_ref().is_none_or(|s| c.row >= *s))
-                    .filter(|c| stop_row.as_ref().is_none_or(|s| c.row < *s))
-                    .filter(|c| {
-                        time_range.is_none_or(|(a, b)| a <= c.timestamp_ms && c.timestamp_ms < b)
-                    })
-                    .collect();
-                let fault = fault_for(faults, data, start_row.as_deref().unwrap_or_default());
                 writeln!(out, "ROW                                COLUMN+CELL").map_err(io)?;
-                let shown = match fault {
-                    Some(FaultKind::Cut | FaultKind::Error) => chosen.len() / 2,
-                    Some(FaultKind::Exit) => 0,
-                    None => chosen.len(),
-                };
                 let mut rows = 0;
-                let mut last: Option<&[u8]> = None;
-                for cell in &chosen[..shown] {
-                    if last != Some(cell.row.as_slice()) {
-                        rows += 1;
-                        last = Some(&cell.row);
+                let mut written = 0usize;
+                let mut last = String::new();
+                stream_cells(&table, cells, &selection, |row, ts, value| {
+                    if written == shown {
+                        return Ok(false);
                     }
+                    if row != last {
+                        rows += 1;
+                        last.clear();
+                        last.push_str(row);
+                    }
+                    written += 1;
                     writeln!(
                         out,
-                        " {} column=cf:record, timestamp={}, value={}",
-                        to_string_binary(&cell.row),
-                        cell.timestamp_ms,
-                        to_string_binary(&cell.value)
+                        " {row} column=cf:record, timestamp={ts}, value={value}"
                     )
                     .map_err(io)?;
-                }
+                    Ok(true)
+                })?;
                 match fault {
                     Some(FaultKind::Exit) => {
                         writeln!(err, "ERROR: org.apache.hadoop.hbase.client.RetriesExhaustedException: Failed after attempts=8")
