@@ -22,6 +22,10 @@ pub const DATA_VAR: &str = "INTRADAY_HBASE_DATA";
 /// The variable listing faults: `<kind>@<start row>` or `<kind>@*`, comma-separated, each
 /// optionally ending `#once` (fail the first such scan only).
 pub const FAIL_VAR: &str = "INTRADAY_HBASE_FAIL";
+/// The variable pacing each scan to at most this many cells a second, as a shell slower than
+/// the extractor would (the benchmark's range-scan rows): unset, a scan goes as fast as it
+/// can.
+pub const RATE_VAR: &str = "INTRADAY_HBASE_CELLS_PER_SECOND";
 /// The stand-in binary's name, beside the test binaries (`target/<profile>/`).
 pub const BINARY: &str = "intraday-hbase-standin";
 
@@ -334,15 +338,23 @@ fn stream_cells(
     }
 }
 
+/// How the stand-in behaves beyond its stored rows.
+#[derive(Debug, Clone, Default)]
+pub struct Behaviour {
+    pub faults: Vec<Fault>,
+    /// At most this many cells a second per scan ([`RATE_VAR`]).
+    pub cells_per_second: Option<u32>,
+}
+
 /// Runs the shell over `script`, writing as the real one does; returns the exit status.
 pub fn shell(
     script: impl BufRead,
     out: &mut impl Write,
     err: &mut impl Write,
     data: &Path,
-    faults: &[Fault],
+    behaviour: &Behaviour,
 ) -> i32 {
-    match run(script, out, err, data, faults) {
+    match run(script, out, err, data, behaviour) {
         Ok(status) => status,
         Err(e) => {
             let _ = writeln!(err, "ERROR: {e}");
@@ -356,8 +368,9 @@ fn run(
     out: &mut impl Write,
     err: &mut impl Write,
     data: &Path,
-    faults: &[Fault],
+    behaviour: &Behaviour,
 ) -> Result<i32, String> {
+    let faults = behaviour.faults.as_slice();
     let io = |e: std::io::Error| e.to_string();
     for line in script.lines() {
         let line = line.map_err(io)?;
@@ -428,9 +441,19 @@ fn run(
                 let mut rows = 0;
                 let mut written = 0usize;
                 let mut last = String::new();
+                let began = std::time::Instant::now();
                 stream_cells(&table, cells, &selection, |row, ts, value| {
                     if written == shown {
                         return Ok(false);
+                    }
+                    if let Some(rate) = behaviour.cells_per_second.filter(|_| written % 64 == 0) {
+                        let due = std::time::Duration::from_secs_f64(
+                            written as f64 / f64::from(rate.max(1)),
+                        );
+                        if let Some(wait) = due.checked_sub(began.elapsed()) {
+                            out.flush().map_err(io)?;
+                            std::thread::sleep(wait);
+                        }
                     }
                     if row != last {
                         rows += 1;
@@ -539,7 +562,11 @@ mod tests {
 
     fn run_script(dir: &Path, script: &str, faults: &[Fault]) -> (i32, String, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let status = shell(script.as_bytes(), &mut out, &mut err, dir, faults);
+        let behaviour = Behaviour {
+            faults: faults.to_vec(),
+            cells_per_second: None,
+        };
+        let status = shell(script.as_bytes(), &mut out, &mut err, dir, &behaviour);
         (
             status,
             String::from_utf8(out).expect("utf-8"),

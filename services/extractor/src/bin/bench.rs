@@ -5,7 +5,7 @@
 //! ```sh
 //! cargo build --release -p intraday-extractor --bins
 //! target/release/intraday-extractor-bench [--records-1k N] [--records-8k N] [--keys N] [--dir DIR]
-//!     [--python PYTHON] [--compression CODEC]
+//!     [--python PYTHON] [--compression CODEC] [--shell-cells-per-second N]
 //! ```
 //!
 //! `--compression` is passed to the binary's end-to-end runs (its default otherwise).
@@ -14,6 +14,14 @@
 //! original's per-record Python path (`bench/original_path.py`) runs on the same scan, pinned
 //! to one core like the one-worker run, and each end-to-end row says how many times faster
 //! than it the extractor was.
+//!
+//! With the test kit's stand-in `hbase` built beside it (`intraday-hbase-standin`;
+//! `ci/bench.sh` builds it), the 1 KB scan is also stored as a table of 16 regions and read
+//! end to end through `hbase shell` range scans, K at once (`--scan-parallelism`, 1 to 8),
+//! on every core: first as fast as the stand-in goes (it streams its rows, and shares the
+//! cores with the extractor, as a shell on the primary node would), then with each shell
+//! paced to `--shell-cells-per-second` (default 25,000), standing in for a shell slower than
+//! the extractor. That pace is an assumption, not a measurement of HBase's JRuby shell.
 //!
 //! Prints a Markdown table: records/s and MB/s (10^6 bytes) per stage, and for the end-to-end
 //! run its wall time and peak resident memory.
@@ -30,7 +38,7 @@ use intraday_extractor::keys::{KeyAnswer, KeyCache, KeyProvider};
 use intraday_extractor::loopback_dks::LoopbackDks;
 use intraday_extractor::output::Output;
 use intraday_extractor::record::{self, Record};
-use intraday_extractor::scan::{Cell, split_cell_line, unescape};
+use intraday_extractor::scan::{Cell, escape, split_cell_line, unescape};
 use intraday_extractor::synth;
 use intraday_extractor::writer::{Chunk, Codec, Roller, WriterSettings};
 
@@ -44,6 +52,8 @@ struct Options {
     dir: PathBuf,
     python: Option<PathBuf>,
     compression: Option<String>,
+    /// The pace of the stand-in shell in the paced range-scan rows.
+    shell_rate: u32,
 }
 
 struct Row {
@@ -104,6 +114,7 @@ fn options() -> Result<Options, String> {
         dir: std::env::temp_dir().join(format!("intraday-extractor-bench-{}", std::process::id())),
         python: None,
         compression: None,
+        shell_rate: 25_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -119,9 +130,13 @@ fn options() -> Result<Options, String> {
             "--dir" => options.dir = PathBuf::from(value()?),
             "--python" => options.python = Some(PathBuf::from(value()?)),
             "--compression" => options.compression = Some(value()?),
+            "--shell-cells-per-second" => {
+                options.shell_rate = u32::try_from(number(value()?)?.max(1))
+                    .map_err(|_| format!("{flag}: too large"))?;
+            }
             other => {
                 return Err(format!(
-                    "unknown flag `{other}`; use --records-1k N --records-8k N --keys N --dir DIR --python PYTHON --compression CODEC"
+                    "unknown flag `{other}`; use --records-1k N --records-8k N --keys N --dir DIR --python PYTHON --compression CODEC --shell-cells-per-second N"
                 ));
             }
         }
@@ -174,6 +189,15 @@ async fn measure(
     let scan_path = options.dir.join(format!("scan-{doc_size}.txt"));
     write_file(&scan_path, &scan)?;
     let scan_bytes = scan.len() as u64;
+    // The stand-in `hbase` and its table, for the range-scan rows (1 KB documents only).
+    let standin = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("intraday-hbase-standin");
+    let table = options.dir.join(format!("hbase-{doc_size}"));
+    let ranges_table = doc_size == 1024 && standin.is_file();
+    if ranges_table {
+        store_table(&scan, &table)?;
+    }
     let mut rows = Vec::new();
 
     // parse: find the cell lines and split each at its separators.
@@ -403,8 +427,19 @@ async fn measure(
         layouts.push(Layout::Collections(cpus));
         layouts.push(Layout::Copies(cpus));
     }
+    if ranges_table {
+        layouts.extend([1, 2].map(|k| Layout::Ranges(k, cpus, None)));
+        layouts.extend([1, 2, 4, 8].map(|k| Layout::Ranges(k, cpus, Some(options.shell_rate))));
+    }
     for layout in layouts {
-        let mut row = end_to_end(options, dks, &scan_path, scan_bytes, count, layout).await?;
+        let source = match layout {
+            Layout::Ranges(..) => Source::Hbase {
+                command: &standin,
+                data: &table,
+            },
+            _ => Source::File(&scan_path),
+        };
+        let mut row = end_to_end(options, dks, source, scan_bytes, count, layout).await?;
         // Records per second against one worker on one core's.
         let rate = row.records as f64 / row.elapsed.as_secs_f64();
         let base = *one.get_or_insert(rate);
@@ -488,6 +523,46 @@ enum Layout {
     /// `n` collections (the same scan under `n` names) in one process, `n` workers.
     Collections(usize),
     Copies(usize),
+    /// `k` range scans of the stored table at once through the stand-in `hbase shell`,
+    /// `n` workers on `n` cores, each shell paced to so many cells a second or not.
+    Ranges(usize, usize, Option<u32>),
+}
+
+/// Where the end-to-end run's scan comes from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    File(&'a Path),
+    /// The stand-in `hbase` command over a directory of stored tables.
+    Hbase {
+        command: &'a Path,
+        data: &'a Path,
+    },
+}
+
+/// The scan's cells as the stand-in stores a table (`<row>\t<ts>\t<value>`, string-binary,
+/// in row order) with 15 split keys, so the table has 16 regions.
+fn store_table(scan: &[u8], dir: &Path) -> Result<(), String> {
+    let mut cells: Vec<(Vec<u8>, &[u8], u64, &[u8])> = Vec::new();
+    for line in scan.split(|&b| b == b'\n').filter(|l| l.starts_with(b" ")) {
+        let cell = split_cell_line(line).map_err(|e| format!("store the table: {e}"))?;
+        let key = unescape(cell.row).map_err(|e| format!("store the table: {e}"))?;
+        cells.push((key, cell.row, cell.timestamp_ms, cell.value));
+    }
+    cells.sort_by(|a, b| a.0.cmp(&b.0).then(b.2.cmp(&a.2)));
+    let at = dir.join("core:claimant");
+    std::fs::create_dir_all(&at).map_err(|e| format!("{}: {e}", at.display()))?;
+    let mut text = Vec::with_capacity(scan.len());
+    for (_, row, ts, value) in &cells {
+        text.extend_from_slice(row);
+        text.extend_from_slice(format!("\t{ts}\t").as_bytes());
+        text.extend_from_slice(value);
+        text.push(b'\n');
+    }
+    write_file(&at.join("cells"), &text)?;
+    let splits: String = (1..16)
+        .map(|i| format!("{}\n", escape(&cells[i * cells.len() / 16].0)))
+        .collect();
+    write_file(&at.join("splits"), splits.as_bytes())
 }
 
 /// The real binary on the scan file, to a local directory, keys from the loopback service.
@@ -497,7 +572,7 @@ enum Layout {
 async fn end_to_end(
     options: &Options,
     dks: &LoopbackDks,
-    scan: &Path,
+    source: Source<'_>,
     scan_bytes: u64,
     count: usize,
     layout: Layout,
@@ -506,7 +581,9 @@ async fn end_to_end(
         .map_err(|e| e.to_string())?
         .with_file_name("intraday-extractor");
     let runs: Vec<(String, usize)> = match layout {
-        Layout::Workers(n) | Layout::Collections(n) => vec![(format!("0-{}", n - 1), n)],
+        Layout::Workers(n) | Layout::Collections(n) | Layout::Ranges(_, n, _) => {
+            vec![(format!("0-{}", n - 1), n)]
+        }
         Layout::Copies(n) => (0..n).map(|core| (core.to_string(), 1)).collect(),
     };
     let collections: Vec<String> = match layout {
@@ -534,10 +611,29 @@ async fn end_to_end(
             ])
             .args(["--collections-at-once", &collections.len().to_string()]);
         for name in &collections {
+            command.args(["--collection", &format!("{name}:{START}:{END}")]);
+            if let Source::File(scan) = source {
+                command
+                    .arg("--scan-file")
+                    .arg(format!("{name}={}", scan.display()));
+            }
+        }
+        if let (
+            Source::Hbase {
+                command: hbase,
+                data,
+            },
+            Layout::Ranges(k, _, rate),
+        ) = (source, layout)
+        {
             command
-                .args(["--collection", &format!("{name}:{START}:{END}")])
-                .arg("--scan-file")
-                .arg(format!("{name}={}", scan.display()));
+                .arg("--hbase-command")
+                .arg(hbase)
+                .args(["--scan-parallelism", &k.to_string()])
+                .env("INTRADAY_HBASE_DATA", data);
+            if let Some(rate) = rate {
+                command.env("INTRADAY_HBASE_CELLS_PER_SECOND", rate.to_string());
+            }
         }
         command
             .arg("--output")
@@ -556,6 +652,7 @@ async fn end_to_end(
             out,
             peak_kb: 0,
             cpu_ticks: 0,
+            child_ticks: 0,
             exited: None,
         });
     }
@@ -581,6 +678,7 @@ async fn end_to_end(
     }
     let peak_kb = children.iter().map(|c| c.peak_kb).max().unwrap_or(0);
     let cpu_ticks: u64 = children.iter().map(|c| c.cpu_ticks).sum();
+    let shell_ticks: u64 = children.iter().map(|c| c.child_ticks).sum();
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     let (stage, records, bytes) = match layout {
         Layout::Workers(n) => (
@@ -602,6 +700,17 @@ async fn end_to_end(
             count * n,
             scan_bytes * n as u64,
         ),
+        Layout::Ranges(k, n, rate) => (
+            format!(
+                "**end to end through `hbase shell`** (stand-in{}, {}, {} on {})",
+                rate.map_or(String::new(), |r| format!(" paced to {r} cells/s")),
+                plural(k, "range scan"),
+                plural(n, "worker"),
+                plural(n, "core")
+            ),
+            count,
+            scan_bytes,
+        ),
     };
     Ok(Row {
         stage,
@@ -609,10 +718,15 @@ async fn end_to_end(
         bytes,
         elapsed,
         note: format!(
-            "scan text; peak RSS {:.0} MiB; CPU {:.2} s",
+            "scan text; peak RSS {:.0} MiB; CPU {:.2} s{}",
             peak_kb as f64 / 1024.0,
             // Linux reports these in USER_HZ, 100 a second on every common configuration.
-            cpu_ticks as f64 / 100.0
+            cpu_ticks as f64 / 100.0,
+            match layout {
+                Layout::Ranges(..) =>
+                    format!(" (+ {:.2} s in the shells)", shell_ticks as f64 / 100.0),
+                _ => String::new(),
+            }
         ),
     })
 }
@@ -625,6 +739,8 @@ struct Watched {
     out: PathBuf,
     peak_kb: u64,
     cpu_ticks: u64,
+    /// cutime + cstime: the CPU of the children it has waited for (the shells).
+    child_ticks: u64,
     exited: Option<std::process::ExitStatus>,
 }
 
@@ -647,6 +763,9 @@ impl Watched {
                 let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
                 if let (Some(user), Some(system)) = (tick(11), tick(12)) {
                     self.cpu_ticks = self.cpu_ticks.max(user + system);
+                }
+                if let (Some(user), Some(system)) = (tick(13), tick(14)) {
+                    self.child_ticks = self.child_ticks.max(user + system);
                 }
             }
         }
