@@ -119,6 +119,18 @@ impl ExtractorError {
         )
     }
 
+    /// True when the scan itself failed (the shell, or its output): worth one more try of
+    /// the same range, which replaces what the failed try wrote.
+    pub fn is_scan_failure(&self) -> bool {
+        matches!(
+            self,
+            ExtractorError::HbaseFailed { .. }
+                | ExtractorError::HbaseStart { .. }
+                | ExtractorError::ScanFailed { .. }
+                | ExtractorError::ScanOutput { .. }
+        )
+    }
+
     pub(crate) fn encode(what: &'static str, e: impl std::fmt::Display) -> Self {
         ExtractorError::Encode {
             what,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use intraday_core::{Collection, CorrelationId, OutputFormat, Window, run_folder};
 use intraday_events::{CollectionManifest, Manifest};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -22,7 +22,8 @@ use crate::manifest::{
 use crate::output::{ObjectWriter, Output, Written};
 use crate::record::{self, Record};
 use crate::scan::{Reject, ScanItem};
-use crate::source::{ScanSource, read_scan};
+use crate::source::{RANGES_PER_SCAN, ScanSource, get_splits, name_range, ranges, read_scan};
+use crate::tasks::combine;
 use crate::writer::{Chunk, Codec, Roller, WriterSettings};
 
 /// Cells per batch: enough to amortise the hand-offs, small enough to keep memory flat.
@@ -113,8 +114,7 @@ pub async fn run(
             );
             running.spawn(
                 async move {
-                    let names = FileNames::run(&share.correlation_id);
-                    let entry = extract(&share, &job, &run, &output, keys, &names).await;
+                    let entry = extract_collection(&share, &job, &run, &output, keys).await;
                     (index, entry)
                 }
                 .instrument(span),
@@ -174,6 +174,145 @@ pub(crate) async fn publish(
     Ok(manifest)
 }
 
+/// One collection: whole, or split into key ranges scanned at once when its source says so.
+async fn extract_collection(
+    config: &RunConfig,
+    job: &CollectionJob,
+    run: &str,
+    output: &Output,
+    keys: Arc<KeyCache>,
+) -> Result<CollectionManifest, ExtractorError> {
+    match &job.source {
+        ScanSource::Hbase {
+            command,
+            parallelism,
+        } if *parallelism > 1 => {
+            extract_in_ranges(config, job, command, *parallelism, run, output, keys).await
+        }
+        _ => {
+            let names = FileNames::run(&config.correlation_id);
+            extract(config, job, run, output, keys, &names, None).await
+        }
+    }
+}
+
+/// One collection as key ranges: the table's key space split at its region boundaries into
+/// about [`RANGES_PER_SCAN`] ranges per scan, `parallelism` ranges at once, each in its own
+/// `hbase shell` and its own pipeline, writing files named after the range
+/// ([`FileNames::task`]). A range that fails to scan is tried once more, even after it wrote
+/// files: its retry replaces exactly its own. A second failure fails the collection, and no
+/// further range starts. The ranges share the collection's workers and memory budget.
+async fn extract_in_ranges(
+    config: &RunConfig,
+    job: &CollectionJob,
+    command: &str,
+    parallelism: usize,
+    run: &str,
+    output: &Output,
+    keys: Arc<KeyCache>,
+) -> Result<CollectionManifest, ExtractorError> {
+    // An earlier attempt of this run may have split the table otherwise, or not at all:
+    // none of its files of this collection may stay beside the new ones.
+    let every = FileNames::run(&config.correlation_id);
+    output
+        .clear(&data_folder(&job.collection, run), &every.parts, &[])
+        .await?;
+    output
+        .clear(
+            &rejects_folder(&job.collection, run),
+            &every.stale_rejects,
+            &[],
+        )
+        .await?;
+    let splits = {
+        let (command, collection) = (command.to_owned(), job.collection.clone());
+        tokio::task::spawn_blocking(move || get_splits(&command, &collection))
+            .await
+            .map_err(worker_died)??
+    };
+    let ranges = ranges(&splits, parallelism * RANGES_PER_SCAN);
+    let at_once = parallelism.min(ranges.len()).max(1);
+    tracing::info!(
+        regions = splits.len() + 1,
+        ranges = ranges.len(),
+        parallelism = at_once,
+        "scanning in ranges"
+    );
+    // `at_once` scans at a time, and up to as many ranges again finishing their encoding.
+    let scans = Arc::new(Semaphore::new(at_once));
+    let alive = 2 * at_once;
+    let share = Arc::new(RunConfig {
+        workers: (config.workers / at_once).max(1),
+        encoders: (config.encoders / at_once).max(1),
+        collections_at_once: config.collections_at_once.max(1) * alive,
+        jobs: Vec::new(),
+        ..config.clone()
+    });
+    let mut running = tokio::task::JoinSet::new();
+    let mut parts: Vec<Option<CollectionManifest>> = vec![None; ranges.len()];
+    let mut failed = None;
+    let mut next = ranges.into_iter().zip(0u32..);
+    loop {
+        while failed.is_none() && running.len() < alive {
+            let Some((range, index)) = next.next() else {
+                break;
+            };
+            let part = CollectionJob {
+                source: ScanSource::Range {
+                    command: command.to_owned(),
+                    range: range.clone(),
+                },
+                ..job.clone()
+            };
+            let (share, run, output, keys, scans) = (
+                share.clone(),
+                run.to_owned(),
+                output.clone(),
+                keys.clone(),
+                scans.clone(),
+            );
+            let span = tracing::info_span!("range", range = %range.describe());
+            running.spawn(
+                async move {
+                    let names = FileNames::task(&share.correlation_id, index);
+                    let mut tried = 0;
+                    let result = loop {
+                        tried += 1;
+                        let scans = Some(&scans);
+                        match extract(&share, &part, &run, &output, keys.clone(), &names, scans)
+                            .await
+                        {
+                            Err(e) if tried == 1 && e.is_scan_failure() => {
+                                tracing::warn!(error = %e, "range scan failed; trying it once more");
+                            }
+                            other => break other,
+                        }
+                    };
+                    (index, result.map_err(|e| name_range(e, &range)))
+                }
+                .instrument(span),
+            );
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        match joined.map_err(worker_died) {
+            Ok((index, Ok(part))) => parts[index as usize] = Some(part),
+            Ok((_, Err(e))) | Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let parts = parts
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ExtractorError::Worker("a range ended without a result".to_owned()))?;
+    combine(config, job, run, output, parts).await
+}
+
 /// One collection, its files named by `names`. `config` is this collection's share of the
 /// run's: its workers and encoders, and how many collections share the memory budget (the
 /// row groups and the scan batches queued for decoding).
@@ -184,6 +323,7 @@ pub(crate) async fn extract(
     output: &Output,
     keys: Arc<KeyCache>,
     names: &FileNames,
+    scans: Option<&Arc<Semaphore>>,
 ) -> Result<CollectionManifest, ExtractorError> {
     let data_prefix = data_folder(&job.collection, run);
     let stale = output.clear(&data_prefix, &names.parts, &[]).await?
@@ -200,9 +340,22 @@ pub(crate) async fn extract(
 
     let (batch_tx, mut batch_rx) =
         mpsc::channel::<Vec<ScanItem>>((QUEUED_BATCHES / config.collections_at_once.max(1)).max(1));
+    // A scan slot, held only while the scan runs: the next range's shell starts while this
+    // one's last records are still being encoded.
+    let slot = match scans {
+        Some(scans) => Some(
+            scans
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| ExtractorError::Worker(e.to_string()))?,
+        ),
+        None => None,
+    };
     let reader = {
         let (source, collection, window) = (job.source.clone(), job.collection.clone(), job.window);
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let mut batch = Vec::with_capacity(BATCH_CELLS);
             let mut bytes = 0;
             let summary = read_scan(&source, &collection, window, |item| {

@@ -25,15 +25,13 @@ pub enum ScanSource {
     /// 1, the key space is split at the table's region boundaries and that many range scans
     /// run at once.
     Hbase { command: String, parallelism: usize },
-    /// One range of the table in one `<command> shell -n`: a task of a run spread over a
-    /// Spark application, whose retries are Spark's.
+    /// One range of the table in one `<command> shell -n`: one of a collection's ranges
+    /// (`run::extract_in_ranges`), or a task of a run spread over a Spark application.
     Range { command: String, range: KeyRange },
 }
 
 /// Ranges per scan at once: a few each, so a slow range does not leave the others idle.
-const RANGES_PER_SCAN: usize = 3;
-/// Items a range thread hands over at a time.
-const HANDOFF: usize = 64;
+pub const RANGES_PER_SCAN: usize = 3;
 
 /// The shell command that scans a collection's window. Collection names hold only letters,
 /// digits and `_`, and the window two integers, so nothing here needs quoting beyond the
@@ -56,7 +54,8 @@ impl KeyRange {
         stop: None,
     };
 
-    fn describe(&self) -> String {
+    /// `rows `a` to `b``, for messages.
+    pub fn describe(&self) -> String {
         let bound = |k: &Option<Vec<u8>>, none: &str| {
             k.as_deref()
                 .map_or(none.to_owned(), |k| format!("`{}`", escape(k)))
@@ -162,10 +161,7 @@ pub fn read_scan(
             );
             pump(reader, emit).map(|(summary, _)| summary)
         }
-        ScanSource::Hbase {
-            command,
-            parallelism,
-        } if *parallelism > 1 => parallel_scan(command, *parallelism, collection, window, emit),
+        // Ranges are the run's to split (`run::extract_in_ranges`): here the whole table.
         ScanSource::Hbase { command, .. } => {
             hbase_scan(command, collection, window, &KeyRange::ALL, emit).map(|(s, _)| s)
         }
@@ -244,151 +240,28 @@ fn run_shell(
     ))
 }
 
-/// One range scan's result, handed from its thread to the caller.
-enum Handoff {
-    Items(Vec<ScanItem>),
-    Done(Result<ScanSummary, ExtractorError>),
-}
-
-/// The table's key space split at its region boundaries into about `RANGES_PER_SCAN` ranges
-/// per scan, `parallelism` range scans at once, each checked as a whole scan is. Items reach
-/// `emit` on this thread, in no particular order across ranges. A range that fails before it
-/// handed on any cell is tried once more; one that fails after cannot be (its cells are on
-/// their way to the output), so the collection fails and the run publishes nothing.
-fn parallel_scan(
-    command: &str,
-    parallelism: usize,
-    collection: &Collection,
-    window: Window,
-    mut emit: impl FnMut(ScanItem) -> bool,
-) -> Result<ScanSummary, ExtractorError> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::{Arc, mpsc};
-
-    let splits = get_splits(command, collection)?;
-    let ranges = Arc::new(ranges(&splits, parallelism * RANGES_PER_SCAN));
-    tracing::info!(
-        regions = splits.len() + 1,
-        ranges = ranges.len(),
-        parallelism,
-        "scanning in ranges"
-    );
-    let next = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::sync_channel::<Handoff>(parallelism * 2);
-    let threads: Vec<_> = (0..parallelism.min(ranges.len()))
-        .map(|_| {
-            let (ranges, next, stop, tx) = (ranges.clone(), next.clone(), stop.clone(), tx.clone());
-            let (command, collection) = (command.to_owned(), collection.clone());
-            std::thread::spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(range) = ranges.get(i) else { return };
-                    let result = scan_range(&command, &collection, window, range, &stop, &tx);
-                    let failed = result.is_err();
-                    if tx.send(Handoff::Done(result)).is_err() || failed {
-                        return;
-                    }
-                }
-            })
-        })
-        .collect();
-    drop(tx);
-
-    let mut total = ScanSummary::default();
-    let mut outcome = Ok(());
-    for handoff in rx.iter() {
-        match handoff {
-            Handoff::Items(items) => {
-                if outcome.is_ok() && !items.into_iter().all(&mut emit) {
-                    // The consumer stopped: its error is the one that counts.
-                    stop.store(true, Ordering::SeqCst);
-                    outcome = Err(None);
-                }
-            }
-            Handoff::Done(Ok(summary)) => {
-                total.rows += summary.rows;
-                total.cells += summary.cells;
-            }
-            Handoff::Done(Err(e)) => {
-                stop.store(true, Ordering::SeqCst);
-                if outcome.is_ok() {
-                    outcome = Err(Some(e));
-                }
-            }
-        }
-    }
-    for thread in threads {
-        let _ = thread.join();
-    }
-    match outcome {
-        Ok(()) => Ok(total),
-        Err(Some(e)) => Err(e),
-        // Stopped by the consumer, whose own error is reported; the totals are partial.
-        Err(None) => Ok(total),
-    }
-}
-
-/// One range, tried at most twice: a second time only if the first attempt handed on
-/// nothing.
-fn scan_range(
-    command: &str,
-    collection: &Collection,
-    window: Window,
-    range: &KeyRange,
-    stop: &std::sync::atomic::AtomicBool,
-    tx: &std::sync::mpsc::SyncSender<Handoff>,
-) -> Result<ScanSummary, ExtractorError> {
-    use std::sync::atomic::Ordering;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut handed = 0u64;
-        let mut batch = Vec::with_capacity(HANDOFF);
-        let scanned = hbase_scan(command, collection, window, range, |item| {
-            if stop.load(Ordering::SeqCst) {
-                return false;
-            }
-            batch.push(item);
-            if batch.len() < HANDOFF {
-                return true;
-            }
-            handed += batch.len() as u64;
-            tx.send(Handoff::Items(std::mem::take(&mut batch))).is_ok()
-        });
-        match scanned {
-            Ok((summary, true)) => {
-                if !batch.is_empty() {
-                    // A closed channel means the caller stopped, and reports why.
-                    let _ = tx.send(Handoff::Items(batch));
-                }
-                return Ok(summary);
-            }
-            Ok((summary, false)) => return Ok(summary),
-            Err(e) if attempt == 1 && handed == 0 && !stop.load(Ordering::SeqCst) => {
-                tracing::warn!(range = %range.describe(), error = %e, "range scan failed before handing on any cell; trying it once more");
-            }
-            Err(e) => {
-                // Its rejects so far (a line cut short) still belong in the rejects file.
-                if !batch.is_empty() {
-                    let _ = tx.send(Handoff::Items(batch));
-                }
-                return Err(match e {
-                    ExtractorError::HbaseFailed {
-                        command,
-                        table,
-                        status,
-                        stderr_tail,
-                    } => ExtractorError::HbaseFailed {
-                        command,
-                        table,
-                        status: format!("{status} (scan of {})", range.describe()),
-                        stderr_tail,
-                    },
-                    other => other,
-                });
-            }
-        }
+/// A failed scan under the name of its range, for the error message.
+pub fn name_range(e: ExtractorError, range: &KeyRange) -> ExtractorError {
+    match e {
+        ExtractorError::HbaseFailed {
+            command,
+            table,
+            status,
+            stderr_tail,
+        } => ExtractorError::HbaseFailed {
+            command,
+            table,
+            status: format!("{status} (scan of {})", range.describe()),
+            stderr_tail,
+        },
+        ExtractorError::ScanFailed {
+            source_name,
+            reason,
+        } => ExtractorError::ScanFailed {
+            source_name: format!("{source_name} (scan of {})", range.describe()),
+            reason,
+        },
+        other => other,
     }
 }
 

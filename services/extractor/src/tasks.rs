@@ -170,7 +170,7 @@ pub async fn run_task(
     };
     let run = run_folder(config.trigger_time_ms)?;
     let names = FileNames::task(&config.correlation_id, task.index);
-    let extracted = extract(&alone, &job, &run, output, keys, &names).await?;
+    let extracted = extract(&alone, &job, &run, output, keys, &names, None).await?;
     let written = TaskManifest {
         task: task.clone(),
         extracted,
@@ -234,27 +234,7 @@ pub async fn commit(
             .filter(|p| p.task.collection == job.collection)
             .map(|p| p.extracted.clone())
             .collect();
-        let mut entry = merge(&job.collection, job.window, mine)?;
-        let rejects: Vec<String> = parts
-            .iter()
-            .filter(|p| p.task.collection == job.collection)
-            .filter_map(|p| p.extracted.rejects_file.clone())
-            .collect();
-        if entry.rejected > config.max_rejects {
-            return Err(ExtractorError::TooManyRejects {
-                collection: job.collection.name(),
-                rejected: entry.rejected,
-                max: config.max_rejects,
-                rejects_file: rejects
-                    .first()
-                    .map(|k| output.locate(k))
-                    .unwrap_or_default(),
-                first: "see the rejects files of the tasks".to_owned(),
-            });
-        }
-        if !rejects.is_empty() {
-            entry.rejects_file = Some(merge_rejects(config, job, &run, output, &rejects).await?);
-        }
+        let entry = combine(config, job, &run, output, mine).await?;
         let keep: Vec<String> = entry.files.iter().map(|f| f.key.clone()).collect();
         let stray = output
             .clear(
@@ -269,6 +249,40 @@ pub async fn commit(
         entries.push(entry);
     }
     publish(config, output, run, entries).await
+}
+
+/// One collection's parts (tasks, or ranges) as its manifest entry: [`merge`]d, held to
+/// --max-rejects as a whole, and with the parts' rejects files joined into the one the
+/// manifest names.
+pub(crate) async fn combine(
+    config: &RunConfig,
+    job: &CollectionJob,
+    run: &str,
+    output: &Output,
+    parts: Vec<CollectionManifest>,
+) -> Result<CollectionManifest, ExtractorError> {
+    let rejects: Vec<String> = parts
+        .iter()
+        .filter_map(|p| p.rejects_file.clone())
+        .collect();
+    let mut entry = merge(&job.collection, job.window, parts)?;
+    if entry.rejected > config.max_rejects {
+        return Err(ExtractorError::TooManyRejects {
+            collection: job.collection.name(),
+            rejected: entry.rejected,
+            max: config.max_rejects,
+            rejects_file: rejects
+                .iter()
+                .map(|k| output.locate(k))
+                .collect::<Vec<_>>()
+                .join(", "),
+            first: "see the rejects files".to_owned(),
+        });
+    }
+    if !rejects.is_empty() {
+        entry.rejects_file = Some(merge_rejects(config, job, run, output, &rejects).await?);
+    }
+    Ok(entry)
 }
 
 /// One collection's tasks as one manifest entry. Every collection of the run must have at

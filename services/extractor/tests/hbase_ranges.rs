@@ -1,7 +1,8 @@
 //! Range scans through the test kit's stand-in `hbase` command, which serves stored rows as
 //! HBase 2.x's shell prints them and fails on demand: the table split at its regions, K
-//! shells at once, every record extracted once; a range that fails before handing on a
-//! cell is tried again, one that fails after fails the step and nothing is published.
+//! shells at once, every record extracted once; a range that fails, even after writing, is
+//! tried once more and replaces its own files; one that fails twice fails the step and
+//! nothing is published.
 //!
 //! The same table through the Spark application (`spark/intraday_spark.py`, pyspark in
 //! local mode, a task per range, each running the extractor binary): every record once, the
@@ -202,7 +203,7 @@ async fn ranges_scanned_at_once_extract_every_record_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_range_failing_before_any_cell_is_tried_once_more() {
+async fn a_range_failing_at_its_start_is_tried_once_more() {
     let fx = Fixture::new().await;
     let output = fx.run("2", &fx.at_split("exit", 1, true)).await;
     assert!(output.status.success(), "{}", stderr(&output));
@@ -229,18 +230,53 @@ async fn a_range_failing_twice_fails_the_step_naming_the_range() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_range_cut_short_after_handing_on_cells_fails_the_step_at_once() {
+async fn a_range_cut_short_after_writing_is_tried_again_and_replaces_its_own_files() {
     for kind in ["cut", "error"] {
         let fx = Fixture::new().await;
-        // Once only: a retry would succeed, so a success here would mean a retry after
-        // cells were handed on (each range holds ~150 cells; half are shown, more than one
-        // hand-off of 64).
+        // Each range holds ~150 cells; half are shown before the fault, so the failed try
+        // has handed records on to its encoder. Its retry starts its files again.
         let output = fx.run("2", &fx.at_split(kind, 0, true)).await;
-        assert!(!output.status.success(), "{kind}: the step must fail");
-        let err = stderr(&output);
-        assert!(!err.contains("trying it once more"), "{kind}: {err}");
-        assert!(fx.manifest().is_none(), "{kind}: no manifest");
+        assert!(output.status.success(), "{kind}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("trying it once more"),
+            "{kind}: {}",
+            stderr(&output)
+        );
+        let (ids, names) = fx.extracted();
+        assert_eq!(ids, fx.ids, "{kind}: every record exactly once");
+        let manifest = fx.manifest().expect("a manifest");
+        let listed: Vec<String> = manifest["collections"][0]["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .map(|f| {
+                f["key"]
+                    .as_str()
+                    .expect("key")
+                    .rsplit('/')
+                    .next()
+                    .expect("name")
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            listed, names,
+            "{kind}: the folder holds exactly the manifest's files"
+        );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_cut_short_twice_fails_the_step_and_publishes_nothing() {
+    let fx = Fixture::new().await;
+    let output = fx.run("2", &fx.at_split("cut", 0, false)).await;
+    assert!(!output.status.success(), "the step must fail");
+    assert!(
+        stderr(&output).contains("scan of rows `"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(fx.manifest().is_none(), "no manifest");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -329,7 +329,7 @@ async fn moto_a_run_in_tasks_commits_one_manifest_and_one_rejects_file_to_s3() {
             "--region",
             kit::REGION,
             "--endpoint-url",
-            &kit::moto(),
+            kit::moto(),
         ]
         .iter()
         .map(|a| (*a).to_owned())

@@ -542,20 +542,21 @@ enum Source<'a> {
 /// The scan's cells as the stand-in stores a table (`<row>\t<ts>\t<value>`, string-binary,
 /// in row order) with 15 split keys, so the table has 16 regions.
 fn store_table(scan: &[u8], dir: &Path) -> Result<(), String> {
-    let mut cells: Vec<(Vec<u8>, &[u8], u64, &[u8])> = Vec::new();
+    // Each cell line's row key as bytes (the order HBase keeps), beside the line's parts.
+    let mut cells = Vec::new();
     for line in scan.split(|&b| b == b'\n').filter(|l| l.starts_with(b" ")) {
         let cell = split_cell_line(line).map_err(|e| format!("store the table: {e}"))?;
         let key = unescape(cell.row).map_err(|e| format!("store the table: {e}"))?;
-        cells.push((key, cell.row, cell.timestamp_ms, cell.value));
+        cells.push((key, cell));
     }
-    cells.sort_by(|a, b| a.0.cmp(&b.0).then(b.2.cmp(&a.2)));
+    cells.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.timestamp_ms.cmp(&a.1.timestamp_ms)));
     let at = dir.join("core:claimant");
     std::fs::create_dir_all(&at).map_err(|e| format!("{}: {e}", at.display()))?;
     let mut text = Vec::with_capacity(scan.len());
-    for (_, row, ts, value) in &cells {
-        text.extend_from_slice(row);
-        text.extend_from_slice(format!("\t{ts}\t").as_bytes());
-        text.extend_from_slice(value);
+    for (_, cell) in &cells {
+        text.extend_from_slice(cell.row);
+        text.extend_from_slice(format!("\t{}\t", cell.timestamp_ms).as_bytes());
+        text.extend_from_slice(cell.value);
         text.push(b'\n');
     }
     write_file(&at.join("cells"), &text)?;
