@@ -691,6 +691,18 @@ impl ClusterTemplate {
                 // names.
                 "--conf",
                 "spark.speculation=false",
+                // A task's work runs outside the executor's JVM: an `hbase shell` (a JVM of
+                // about 1 GiB) and the extractor (under 256 MiB) beside the Python worker.
+                // YARN counts the container's whole process tree against its size (with
+                // `yarn.nodemanager.pmem-check-enabled`, true in Hadoop's defaults), so each
+                // executor takes one task, a small heap, and an overhead that holds them.
+                // <https://spark.apache.org/docs/latest/running-on-yarn.html>
+                "--conf",
+                "spark.executor.cores=1",
+                "--conf",
+                "spark.executor.memory=512m",
+                "--conf",
+                "spark.executor.memoryOverhead=2g",
                 &self.spark_driver_path,
                 "--extractor",
                 &self.extractor_path,
@@ -982,7 +994,7 @@ mod tests {
         // over 175 core nodes × 16 ranges.
         let args = &request.steps[0].args;
         assert_eq!(args[0], "spark-submit");
-        assert_eq!(args[9], "/usr/local/share/intraday/intraday_spark.py");
+        assert_eq!(args[15], "/usr/local/share/intraday/intraday_spark.py");
         let after = |flag: &str| {
             args.iter()
                 .position(|a| a == flag)
@@ -1226,7 +1238,7 @@ mod tests {
         assert_eq!(step.jar, "command-runner.jar");
         assert_eq!(step.action_on_failure, "TERMINATE_CLUSTER");
         assert_eq!(
-            step.args[..15],
+            step.args[..21],
             [
                 "spark-submit",
                 "--master",
@@ -1237,6 +1249,12 @@ mod tests {
                 "spark.task.maxFailures=2",
                 "--conf",
                 "spark.speculation=false",
+                "--conf",
+                "spark.executor.cores=1",
+                "--conf",
+                "spark.executor.memory=512m",
+                "--conf",
+                "spark.executor.memoryOverhead=2g",
                 "/usr/local/share/intraday/intraday_spark.py",
                 "--extractor",
                 "/usr/local/bin/intraday-extractor",
@@ -1246,7 +1264,7 @@ mod tests {
                 "--",
             ]
         );
-        assert_eq!(step.args[15..], single.steps[0].args[1..]);
+        assert_eq!(step.args[21..], single.steps[0].args[1..]);
         assert_eq!(single.steps[0].args[0], "/usr/local/bin/intraday-extractor");
 
         // 2000 core nodes × 16 would be more ranges than the extractor plans.
