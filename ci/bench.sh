@@ -8,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/tools.sh
 intraday_bench_tools
+# pyspark, for the rows that run the Spark application in local mode.
+intraday_spark_tools
 command -v taskset >/dev/null || { echo "bench: taskset is missing (Debian: apt-get install util-linux)" >&2; exit 1; }
 # The stand-in `hbase` too, for the range-scan rows.
 cargo build --release --locked -p intraday-extractor -p intraday-testkit --bins
 exec "${CARGO_TARGET_DIR:-target}/release/intraday-extractor-bench" \
-  --python "$INTRADAY_TOOLS_DIR/bin/python" "$@"
+  --python "$INTRADAY_TOOLS_DIR/bin/python" --spark-submit "$INTRADAY_TOOLS_DIR/bin/spark-submit" "$@"

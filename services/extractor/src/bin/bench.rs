@@ -6,6 +6,7 @@
 //! cargo build --release -p intraday-extractor --bins
 //! target/release/intraday-extractor-bench [--records-1k N] [--records-8k N] [--keys N] [--dir DIR]
 //!     [--python PYTHON] [--compression CODEC] [--shell-cells-per-second N]
+//!     [--spark-submit PATH]
 //! ```
 //!
 //! `--compression` is passed to the binary's end-to-end runs (its default otherwise).
@@ -22,6 +23,8 @@
 //! cores with the extractor, as a shell on the primary node would), then with each shell
 //! paced to `--shell-cells-per-second` (default 25,000), standing in for a shell slower than
 //! the extractor. That pace is an assumption, not a measurement of HBase's JRuby shell.
+//! With `--spark-submit` (pyspark's; `ci/bench.sh` passes it), the same table is also read by
+//! the Spark application in local mode, a task per range.
 //!
 //! Prints a Markdown table: records/s and MB/s (10^6 bytes) per stage, and for the end-to-end
 //! run its wall time and peak resident memory.
@@ -54,6 +57,8 @@ struct Options {
     compression: Option<String>,
     /// The pace of the stand-in shell in the paced range-scan rows.
     shell_rate: u32,
+    /// `spark-submit`, for the Spark rows.
+    spark_submit: Option<PathBuf>,
 }
 
 struct Row {
@@ -115,6 +120,7 @@ fn options() -> Result<Options, String> {
         python: None,
         compression: None,
         shell_rate: 25_000,
+        spark_submit: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -130,13 +136,14 @@ fn options() -> Result<Options, String> {
             "--dir" => options.dir = PathBuf::from(value()?),
             "--python" => options.python = Some(PathBuf::from(value()?)),
             "--compression" => options.compression = Some(value()?),
+            "--spark-submit" => options.spark_submit = Some(PathBuf::from(value()?)),
             "--shell-cells-per-second" => {
                 options.shell_rate = u32::try_from(number(value()?)?.max(1))
                     .map_err(|_| format!("{flag}: too large"))?;
             }
             other => {
                 return Err(format!(
-                    "unknown flag `{other}`; use --records-1k N --records-8k N --keys N --dir DIR --python PYTHON --compression CODEC --shell-cells-per-second N"
+                    "unknown flag `{other}`; use --records-1k N --records-8k N --keys N --dir DIR --python PYTHON --compression CODEC --shell-cells-per-second N --spark-submit PATH"
                 ));
             }
         }
@@ -454,7 +461,114 @@ async fn measure(
         }
         rows.push(row);
     }
+    if let (true, Some(spark_submit)) = (ranges_table, &options.spark_submit) {
+        for (slots, rate) in [(cpus, None), (8, Some(options.shell_rate))] {
+            let hbase = Source::Hbase {
+                command: &standin,
+                data: &table,
+            };
+            rows.push(spark(
+                options,
+                dks,
+                spark_submit,
+                hbase,
+                scan_bytes,
+                count,
+                slots,
+                rate,
+            )?);
+        }
+    }
     Ok(rows)
+}
+
+/// The run as the Spark application (`spark/intraday_spark.py`) in local mode with `slots`
+/// tasks at once, a task per range of the stored table: the same binary per range, and the
+/// driver's plan and commit. The wall time includes Spark's own start (a JVM and the Python
+/// workers), the fixed cost a Spark run adds.
+#[allow(clippy::too_many_arguments)]
+fn spark(
+    options: &Options,
+    dks: &LoopbackDks,
+    spark_submit: &Path,
+    source: Source<'_>,
+    scan_bytes: u64,
+    count: usize,
+    slots: usize,
+    rate: Option<u32>,
+) -> Result<Row, String> {
+    let Source::Hbase {
+        command: hbase,
+        data,
+    } = source
+    else {
+        return Err("the Spark rows read the stored table".to_owned());
+    };
+    let binary = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("intraday-extractor");
+    let out = options.dir.join("spark-out");
+    let mut command = Command::new(spark_submit);
+    command
+        .args(["--master", &format!("local[{slots},2]")])
+        .args(["--conf", "spark.speculation=false"])
+        .args(["--conf", "spark.ui.enabled=false"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("spark/intraday_spark.py"))
+        .arg("--extractor")
+        .arg(&binary)
+        .args(["--ranges", "16", "--"])
+        .args([
+            "--correlation-id",
+            "bench",
+            "--trigger-time-ms",
+            "1710153000000",
+            "--collection",
+            &format!("db.core.claimant:{START}:{END}"),
+            "--dks-url",
+            &dks.url(),
+        ])
+        .arg("--output")
+        .arg(&out)
+        .arg("--hbase-command")
+        .arg(hbase)
+        .env("INTRADAY_HBASE_DATA", data)
+        .env("RUST_LOG", "warn");
+    if let Some(codec) = &options.compression {
+        command.args(["--compression", codec]);
+    }
+    if let Some(rate) = rate {
+        command.env("INTRADAY_HBASE_CELLS_PER_SECOND", rate.to_string());
+    }
+    let started = Instant::now();
+    let output = command
+        .output()
+        .map_err(|e| format!("{}: {e}", spark_submit.display()))?;
+    let elapsed = started.elapsed();
+    if !output.status.success() {
+        return Err(format!(
+            "the Spark run failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        ));
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("_manifests/bench.json")).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let records = manifest["collections"][0]["records"].as_u64().unwrap_or(0);
+    if records != count as u64 {
+        return Err(format!("the Spark run wrote {records} records of {count}"));
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(Row {
+        stage: format!(
+            "Spark, local mode, {slots} tasks at once (stand-in{}, 16 ranges)",
+            rate.map_or(String::new(), |r| format!(" paced to {r} cells/s"))
+        ),
+        records: count,
+        bytes: scan_bytes,
+        elapsed,
+        note: "scan text; Spark's start included".to_owned(),
+    })
 }
 
 /// The original's per-record Python over the same scan, pinned to one core. Its own
