@@ -134,6 +134,17 @@ impl Fixture {
         .expect("join")
     }
 
+    /// The names of the files the manifest lists, in its order.
+    fn manifest_files(&self) -> Vec<String> {
+        let manifest = self.manifest().expect("a manifest");
+        manifest["collections"][0]["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .filter_map(|f| f["key"].as_str()?.rsplit('/').next().map(str::to_owned))
+            .collect()
+    }
+
     /// Every record in the data folder's Parquet files, by id, and the files' names.
     fn extracted(&self) -> (Vec<String>, Vec<String>) {
         let folder = self.dir.join("out/core_claimant/run=20240311-1030");
@@ -244,23 +255,9 @@ async fn a_range_cut_short_after_writing_is_tried_again_and_replaces_its_own_fil
         );
         let (ids, names) = fx.extracted();
         assert_eq!(ids, fx.ids, "{kind}: every record exactly once");
-        let manifest = fx.manifest().expect("a manifest");
-        let listed: Vec<String> = manifest["collections"][0]["files"]
-            .as_array()
-            .expect("files")
-            .iter()
-            .map(|f| {
-                f["key"]
-                    .as_str()
-                    .expect("key")
-                    .rsplit('/')
-                    .next()
-                    .expect("name")
-                    .to_owned()
-            })
-            .collect();
         assert_eq!(
-            listed, names,
+            fx.manifest_files(),
+            names,
             "{kind}: the folder holds exactly the manifest's files"
         );
     }
@@ -305,22 +302,9 @@ async fn spark_runs_a_task_per_range_and_writes_the_manifest_last() {
     let (ids, names) = fx.extracted();
     assert_eq!(ids, fx.ids, "every record exactly once");
     // Three tasks (4 regions in 3 ranges), each with its own files, all in the manifest.
-    let listed: Vec<String> = entry["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .map(|f| {
-            f["key"]
-                .as_str()
-                .expect("key")
-                .rsplit('/')
-                .next()
-                .expect("name")
-                .to_owned()
-        })
-        .collect();
     assert_eq!(
-        listed, names,
+        fx.manifest_files(),
+        names,
         "the folder holds exactly the manifest's files"
     );
     for task in ["t00000", "t00001", "t00002"] {

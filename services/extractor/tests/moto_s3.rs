@@ -29,6 +29,30 @@ fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     tags
 }
 
+/// A saved scan of `count` records, then one cell (row `broken`) whose value is not JSON: a
+/// reject, counted in the `N row(s)` line as the shell would.
+fn write_scan_with_a_reject(
+    path: &std::path::Path,
+    count: usize,
+    size: usize,
+    keys: &[synth::SynthKey],
+    seed: u64,
+) {
+    let records = synth::records(count, size, keys.len(), START, seed);
+    let mut text = Vec::new();
+    synth::write_scan(&mut text, &records, keys, seed).expect("scan");
+    let text = String::from_utf8(text).expect("utf-8").replacen(
+        &format!("{count} row(s)"),
+        &format!(
+            "{}\n{} row(s)",
+            synth::cell_line(b"broken", START + 1, b"not json"),
+            count + 1
+        ),
+        1,
+    );
+    std::fs::write(path, text).expect("write");
+}
+
 #[tokio::test]
 async fn moto_an_object_larger_than_a_part_is_uploaded_in_parts_with_its_tags() {
     let aws = kit::aws().await;
@@ -151,19 +175,8 @@ async fn moto_the_extractor_writes_tagged_files_and_the_manifest_to_s3() {
     std::fs::write(&claimant_scan, text).expect("write");
 
     // The second collection has one reject, allowed by --max-rejects.
-    let statements = synth::records(30, 8 * 1024, keys.len(), START, 2);
-    let mut text = Vec::new();
-    synth::write_scan(&mut text, &statements, &keys, 2).expect("scan");
-    let text = String::from_utf8(text).expect("utf-8").replacen(
-        "30 row(s)",
-        &format!(
-            "{}\n31 row(s)",
-            synth::cell_line(b"broken", START + 1, b"not json")
-        ),
-        1,
-    );
     let statement_scan = dir.join("statement.scan");
-    std::fs::write(&statement_scan, text).expect("write");
+    write_scan_with_a_reject(&statement_scan, 30, 8 * 1024, &keys, 2);
 
     // A file an earlier attempt of this run left behind.
     let stale = uri(
@@ -297,19 +310,8 @@ async fn moto_a_run_in_tasks_commits_one_manifest_and_one_rejects_file_to_s3() {
     dks.add_key(&keys[0].encrypted_key, &keys[0].plaintext);
     let dir = std::env::temp_dir().join(kit::unique("extractor-s3-tasks"));
     std::fs::create_dir_all(&dir).expect("dir");
-    let records = synth::records(40, 1024, keys.len(), START, 3);
-    let mut text = Vec::new();
-    synth::write_scan(&mut text, &records, &keys, 3).expect("scan");
-    let text = String::from_utf8(text).expect("utf-8").replacen(
-        "40 row(s)",
-        &format!(
-            "{}\n41 row(s)",
-            synth::cell_line(b"broken", START + 1, b"not json")
-        ),
-        1,
-    );
     let scan = dir.join("statement.scan");
-    std::fs::write(&scan, text).expect("write");
+    write_scan_with_a_reject(&scan, 40, 1024, &keys, 3);
     let args = |extra: &[&str]| -> Vec<String> {
         let mut args: Vec<String> = [
             "--correlation-id",

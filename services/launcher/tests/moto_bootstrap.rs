@@ -59,6 +59,22 @@ impl Drop for Node {
     }
 }
 
+/// Uploads an artifact as `ci/package.sh`'s output is uploaded; its SHA-256, lower-case hex.
+async fn upload(aws: &intraday_aws::Aws, bucket: &str, key: &str, body: &[u8]) -> String {
+    aws.s3()
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.to_vec().into())
+        .send()
+        .await
+        .expect("upload");
+    Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 async fn put_secret(aws: &intraday_aws::Aws, value: &str) -> String {
     let name = format!("/{}/dks-client-tls", kit::unique("itd"));
     aws_sdk_secretsmanager::Client::new(&aws.sdk)
@@ -76,18 +92,7 @@ async fn moto_the_bootstrap_action_installs_a_checked_extractor_and_private_tls_
     let aws = kit::aws().await;
     let bucket = kit::bucket(&aws).await;
     let binary = b"\x7fELF the extractor, as uploaded".to_vec();
-    let sum: String = Sha256::digest(&binary)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    aws.s3()
-        .put_object()
-        .bucket(&bucket)
-        .key("emr/intraday-extractor")
-        .body(binary.clone().into())
-        .send()
-        .await
-        .expect("upload");
+    let sum = upload(&aws, &bucket, "emr/intraday-extractor", &binary).await;
     let secret = put_secret(
         &aws,
         &serde_json::json!({"certificate": CERT, "private_key": KEY, "ca": CA}).to_string(),
@@ -157,18 +162,7 @@ async fn moto_the_bootstrap_action_installs_the_spark_driver_only_when_its_check
     let aws = kit::aws().await;
     let bucket = kit::bucket(&aws).await;
     let driver = b"# intraday_spark.py, as uploaded\nimport sys\n".to_vec();
-    let sum: String = Sha256::digest(&driver)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    aws.s3()
-        .put_object()
-        .bucket(&bucket)
-        .key("emr/intraday_spark.py")
-        .body(driver.clone().into())
-        .send()
-        .await
-        .expect("upload");
+    let sum = upload(&aws, &bucket, "emr/intraday_spark.py", &driver).await;
     let node = Node {
         dir: std::env::temp_dir().join(kit::unique("node")),
     };
