@@ -91,50 +91,65 @@ pub async fn run(
         jobs: Vec::new(),
         ..config.clone()
     });
+    let jobs = config.jobs.iter().map(|job| {
+        let span = tracing::info_span!(
+            "collection",
+            collection = %job.collection,
+            window = %job.window
+        );
+        let (share, job, run, output, keys) = (
+            share.clone(),
+            job.clone(),
+            run.clone(),
+            output.clone(),
+            keys.clone(),
+        );
+        async move {
+            let entry = extract_collection(&share, &job, &run, &output, keys).await?;
+            tracing::info!(
+                collection = %entry.collection,
+                records = entry.records,
+                rejected = entry.rejected,
+                files = entry.files.len(),
+                bytes = entry.bytes,
+                "collection extracted"
+            );
+            Ok(entry)
+        }
+        .instrument(span)
+    });
+    let entries = at_most(at_once, jobs).await?;
+    publish(config, output, run, entries).await
+}
+
+/// Runs `jobs` in their order, at most `at_once` at a time; their results in the same order.
+/// After a failure no further job starts; those running finish (or fail) on their own, so no
+/// upload is cut off halfway, and the first failure is the one returned.
+async fn at_most<T, F>(
+    at_once: usize,
+    jobs: impl IntoIterator<Item = F>,
+) -> Result<Vec<T>, ExtractorError>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, ExtractorError>> + Send + 'static,
+{
     let mut running = tokio::task::JoinSet::new();
-    let mut entries: Vec<Option<CollectionManifest>> = vec![None; config.jobs.len()];
+    let mut results: Vec<Option<T>> = Vec::new();
     let mut failed = None;
-    let mut next = config.jobs.iter().enumerate();
+    let mut next = jobs.into_iter().enumerate();
     loop {
-        while failed.is_none() && running.len() < at_once {
+        while failed.is_none() && running.len() < at_once.max(1) {
             let Some((index, job)) = next.next() else {
                 break;
             };
-            let span = tracing::info_span!(
-                "collection",
-                collection = %job.collection,
-                window = %job.window
-            );
-            let (share, job, run, output, keys) = (
-                share.clone(),
-                job.clone(),
-                run.clone(),
-                output.clone(),
-                keys.clone(),
-            );
-            running.spawn(
-                async move {
-                    let entry = extract_collection(&share, &job, &run, &output, keys).await;
-                    (index, entry)
-                }
-                .instrument(span),
-            );
+            results.push(None);
+            running.spawn(async move { (index, job.await) });
         }
         let Some(joined) = running.join_next().await else {
             break;
         };
         match joined.map_err(worker_died) {
-            Ok((index, Ok(entry))) => {
-                tracing::info!(
-                    collection = %entry.collection,
-                    records = entry.records,
-                    rejected = entry.rejected,
-                    files = entry.files.len(),
-                    bytes = entry.bytes,
-                    "collection extracted"
-                );
-                entries[index] = Some(entry);
-            }
+            Ok((index, Ok(result))) => results[index] = Some(result),
             Ok((_, Err(e))) | Err(e) => {
                 failed.get_or_insert(e);
             }
@@ -143,12 +158,11 @@ pub async fn run(
     if let Some(e) = failed {
         return Err(e);
     }
-    // Without a failure every collection was started and finished.
-    let entries = entries
+    // Without a failure every job was started and finished.
+    results
         .into_iter()
         .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| ExtractorError::Worker("a collection ended without a result".to_owned()))?;
-    publish(config, output, run, entries).await
+        .ok_or_else(|| ExtractorError::Worker("a job ended without a result".to_owned()))
 }
 
 /// Writes the run's manifest, the last thing a run writes: with it the run is complete.
@@ -248,68 +262,40 @@ async fn extract_in_ranges(
         jobs: Vec::new(),
         ..config.clone()
     });
-    let mut running = tokio::task::JoinSet::new();
-    let mut parts: Vec<Option<CollectionManifest>> = vec![None; ranges.len()];
-    let mut failed = None;
-    let mut next = ranges.into_iter().zip(0u32..);
-    loop {
-        while failed.is_none() && running.len() < alive {
-            let Some((range, index)) = next.next() else {
-                break;
-            };
-            let part = CollectionJob {
-                source: ScanSource::Range {
-                    command: command.to_owned(),
-                    range: range.clone(),
-                },
-                ..job.clone()
-            };
-            let (share, run, output, keys, scans) = (
-                share.clone(),
-                run.to_owned(),
-                output.clone(),
-                keys.clone(),
-                scans.clone(),
-            );
-            let span = tracing::info_span!("range", range = %range.describe());
-            running.spawn(
-                async move {
-                    let names = FileNames::task(&share.correlation_id, index);
-                    let mut tried = 0;
-                    let result = loop {
-                        tried += 1;
-                        let scans = Some(&scans);
-                        match extract(&share, &part, &run, &output, keys.clone(), &names, scans)
-                            .await
-                        {
-                            Err(e) if tried == 1 && e.is_scan_failure() => {
-                                tracing::warn!(error = %e, "range scan failed; trying it once more");
-                            }
-                            other => break other,
-                        }
-                    };
-                    (index, result.map_err(|e| name_range(e, &range)))
-                }
-                .instrument(span),
-            );
-        }
-        let Some(joined) = running.join_next().await else {
-            break;
+    let parts = ranges.into_iter().zip(0u32..).map(|(range, index)| {
+        let part = CollectionJob {
+            source: ScanSource::Range {
+                command: command.to_owned(),
+                range: range.clone(),
+            },
+            ..job.clone()
         };
-        match joined.map_err(worker_died) {
-            Ok((index, Ok(part))) => parts[index as usize] = Some(part),
-            Ok((_, Err(e))) | Err(e) => {
-                failed.get_or_insert(e);
-            }
+        let (share, run, output, keys, scans) = (
+            share.clone(),
+            run.to_owned(),
+            output.clone(),
+            keys.clone(),
+            scans.clone(),
+        );
+        let span = tracing::info_span!("range", range = %range.describe());
+        async move {
+            let names = FileNames::task(&share.correlation_id, index);
+            let mut tried = 0;
+            let result = loop {
+                tried += 1;
+                let scans = Some(&scans);
+                match extract(&share, &part, &run, &output, keys.clone(), &names, scans).await {
+                    Err(e) if tried == 1 && e.is_scan_failure() => {
+                        tracing::warn!(error = %e, "range scan failed; trying it once more");
+                    }
+                    other => break other,
+                }
+            };
+            result.map_err(|e| name_range(e, &range))
         }
-    }
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    let parts = parts
-        .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| ExtractorError::Worker("a range ended without a result".to_owned()))?;
+        .instrument(span)
+    });
+    let parts = at_most(alive, parts).await?;
     combine(config, job, run, output, parts).await
 }
 
@@ -776,5 +762,38 @@ impl Lane {
         if let Some(writer) = self.current.take() {
             writer.abort().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_run_at_most_so_many_at_once_and_none_starts_after_a_failure() {
+        let results = at_most(2, (0..5).map(|i| async move { Ok::<_, ExtractorError>(i) }))
+            .await
+            .expect("every job succeeds");
+        assert_eq!(results, [0, 1, 2, 3, 4], "in the jobs' order");
+
+        let started = Arc::new(AtomicU32::new(0));
+        let jobs = (0..5).map(|i| {
+            let started = started.clone();
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                if i == 0 {
+                    Err(ExtractorError::Worker("the first job failed".to_owned()))
+                } else {
+                    Ok(i)
+                }
+            }
+        });
+        let err = at_most(1, jobs).await.expect_err("the failure is returned");
+        assert!(err.to_string().contains("the first job failed"), "{err}");
+        assert_eq!(
+            started.load(Ordering::SeqCst),
+            1,
+            "nothing started after it"
+        );
     }
 }
