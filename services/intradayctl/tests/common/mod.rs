@@ -128,7 +128,8 @@ pub async fn collections_secret(names: &[&str]) -> String {
 }
 
 /// Asserts that a demo ended as a demo without faults ends: two runs of three collections,
-/// each `EMR_COMPLETED` with 150 records in one file on exactly one cluster per run; each
+/// each `EMR_COMPLETED` with 150 records in three files (a file per range of the demo
+/// table's three regions) on exactly one cluster per run; each
 /// collection's first window from 0, its second from the first's data end + 1, and its
 /// watermark after the second's data end; no lock held; every dead-letter queue empty.
 pub async fn assert_converged(report: &serde_json::Value) {
@@ -145,7 +146,7 @@ pub async fn assert_converged(report: &serde_json::Value) {
                 row["records"].as_str(),
                 row["files"].as_str()
             ),
-            (Some("EMR_COMPLETED"), Some("150"), Some("1")),
+            (Some("EMR_COMPLETED"), Some("150"), Some("3")),
             "{row:#}"
         );
     }
