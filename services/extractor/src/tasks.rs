@@ -214,6 +214,15 @@ pub async fn commit(
             serde_json::from_slice(&body).map_err(|e| ExtractorError::Incomplete {
                 reason: format!("{} is not a task manifest: {e}", output.locate(&key)),
             })?;
+        if job_of(config, &part.task.collection).is_none() {
+            return Err(ExtractorError::Incomplete {
+                reason: format!(
+                    "{} extracted {}, which is not one of this run's --collection flags",
+                    output.locate(&key),
+                    part.task.collection
+                ),
+            });
+        }
         if part.task.index != index || part.task.of != of {
             return Err(ExtractorError::Incomplete {
                 reason: format!(

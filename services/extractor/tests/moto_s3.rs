@@ -385,6 +385,21 @@ async fn moto_a_run_in_tasks_commits_one_manifest_and_one_rejects_file_to_s3() {
         "{err}"
     );
     assert!(!objects.exists(&manifest_uri).await.expect("exists"));
+    // So is a commit whose flags name other collections than the tasks extracted.
+    let other: Vec<String> = args(&["--commit", "1"])
+        .into_iter()
+        .map(|a| a.replace("db.core.statement", "db.core.other"))
+        .collect();
+    let refused = run_binary(other).await;
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains(
+            "extracted db.core.statement, which is not one of this run's --collection flags"
+        ),
+        "{err}"
+    );
+    assert!(!objects.exists(&manifest_uri).await.expect("exists"));
 
     stdout(&run_binary(args(&["--commit", "1"])).await);
     let manifest = Manifest::parse(
