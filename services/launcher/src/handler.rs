@@ -78,6 +78,15 @@ pub async fn launch_once(launch: &LaunchRequested, ctx: &Ctx) -> Result<Launched
         // it again and the repeat finds the items claimed, by this very token. The check
         // below tells the two apart.
         Ok(()) | Err(AwsError::TransactionCancelled { .. }) => {}
+        // Every answer lost, the SDK's repeats' included: the claim may have been written
+        // all the same. Read back below; if it is ours, go on rather than leave a claim
+        // that each redelivery would wait out.
+        Err(e) if e.is_retryable() => {
+            if !claim_holds(launch, &token, ctx).await.unwrap_or(false) {
+                return Err(e.into());
+            }
+            tracing::warn!(error = %e, "the claim's answer was lost, but the claim is ours");
+        }
         Err(e) => return Err(e.into()),
     }
 

@@ -272,6 +272,23 @@ async fn moto_a_lost_run_job_flow_answer_is_not_retried_blindly_and_the_cluster_
     one_cluster_recorded(&s).await;
 }
 
+#[tokio::test]
+async fn moto_a_claim_whose_answer_is_lost_is_read_back_and_the_delivery_launches() {
+    let mut s = setup().await;
+    let (proxy, through_proxy) = kit::faults::in_front_of_moto().await;
+    s.ctx.store = JobStore::new(through_proxy.dynamodb(), s.ctx.store.table().to_owned());
+    s.ctx.emr = Emr::new(through_proxy.emr());
+    // The claim is written and the answer to it and to each of the SDK's repeats (3
+    // attempts in all) is lost: the delivery reads its claim back and goes on, where it
+    // used to fail and leave a claim every redelivery had to wait out.
+    proxy.lose_answers("TransactWriteItems", 3);
+    handle(delivery(&s.launch, 1), &s.ctx)
+        .await
+        .expect("the first delivery launches");
+    assert_eq!(proxy.calls("RunJobFlow"), 1);
+    one_cluster_recorded(&s).await;
+}
+
 /// A delivery interrupted after any of its AWS calls (the network stops answering and the
 /// delivery is dropped, as a Lambda killed mid-call is) leaves a state the redeliveries
 /// finish: exactly one cluster, every item EMR_LAUNCHED on it.
