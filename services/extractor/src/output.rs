@@ -167,7 +167,7 @@ impl Output {
                         .file_name()
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default();
-                    let kept = keep.iter().any(|k| *k == format!("{folder}{name}"));
+                    let kept = keep.contains(&format!("{folder}{name}"));
                     if path.is_file() && name.starts_with(name_prefix) && !kept {
                         fs::remove_file(&path)
                             .map_err(|e| ExtractorError::file("removing a stale file", &path, e))?;

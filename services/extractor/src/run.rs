@@ -22,7 +22,7 @@ use crate::manifest::{
 use crate::output::{ObjectWriter, Output, Written};
 use crate::record::{self, Record};
 use crate::scan::{Reject, ScanItem};
-use crate::source::{RANGES_PER_SCAN, ScanSource, get_splits, name_range, ranges, read_scan};
+use crate::source::{RANGES_PER_SCAN, ScanSource, key_ranges, name_range, read_scan};
 use crate::tasks::combine;
 use crate::writer::{Chunk, Codec, Roller, WriterSettings};
 
@@ -205,6 +205,7 @@ async fn extract_collection(
         }
         _ => {
             let names = FileNames::run(&config.correlation_id);
+            clear_stale(output, job, run, &names).await?;
             extract(config, job, run, output, keys, &names, None).await
         }
     }
@@ -226,28 +227,12 @@ async fn extract_in_ranges(
     keys: Arc<KeyCache>,
 ) -> Result<CollectionManifest, ExtractorError> {
     // An earlier attempt of this run may have split the table otherwise, or not at all:
-    // none of its files of this collection may stay beside the new ones.
-    let every = FileNames::run(&config.correlation_id);
-    output
-        .clear(&data_folder(&job.collection, run), &every.parts, &[])
-        .await?;
-    output
-        .clear(
-            &rejects_folder(&job.collection, run),
-            &every.stale_rejects,
-            &[],
-        )
-        .await?;
-    let splits = {
-        let (command, collection) = (command.to_owned(), job.collection.clone());
-        tokio::task::spawn_blocking(move || get_splits(&command, &collection))
-            .await
-            .map_err(worker_died)??
-    };
-    let ranges = ranges(&splits, parallelism * RANGES_PER_SCAN);
+    // none of its files of this collection may stay beside the new ones. (The run's names
+    // cover every range's.)
+    clear_stale(output, job, run, &FileNames::run(&config.correlation_id)).await?;
+    let ranges = key_ranges(command, &job.collection, parallelism * RANGES_PER_SCAN).await?;
     let at_once = parallelism.min(ranges.len()).max(1);
     tracing::info!(
-        regions = splits.len() + 1,
         ranges = ranges.len(),
         parallelism = at_once,
         "scanning in ranges"
@@ -287,6 +272,10 @@ async fn extract_in_ranges(
                 match extract(&share, &part, &run, &output, keys.clone(), &names, scans).await {
                     Err(e) if tried == 1 && e.is_scan_failure() => {
                         tracing::warn!(error = %e, "range scan failed; trying it once more");
+                        // What the failed try finished, and only that, goes first.
+                        if let Err(e) = clear_stale(&output, &part, &run, &names).await {
+                            break Err(e);
+                        }
                     }
                     other => break other,
                 }
@@ -299,18 +288,14 @@ async fn extract_in_ranges(
     combine(config, job, run, output, parts).await
 }
 
-/// One collection, its files named by `names`. `config` is this collection's share of the
-/// run's: its workers and encoders, and how many collections share the memory budget (the
-/// row groups and the scan batches queued for decoding).
-pub(crate) async fn extract(
-    config: &RunConfig,
+/// Removes what an earlier attempt left that `names` would write again: the data files
+/// starting with its prefix and its rejects, in the collection's folders of this run.
+pub(crate) async fn clear_stale(
+    output: &Output,
     job: &CollectionJob,
     run: &str,
-    output: &Output,
-    keys: Arc<KeyCache>,
     names: &FileNames,
-    scans: Option<&Arc<Semaphore>>,
-) -> Result<CollectionManifest, ExtractorError> {
+) -> Result<(), ExtractorError> {
     let data_prefix = data_folder(&job.collection, run);
     let stale = output.clear(&data_prefix, &names.parts, &[]).await?
         + output
@@ -323,7 +308,23 @@ pub(crate) async fn extract(
     if stale > 0 {
         tracing::warn!(stale, prefix = %data_prefix, "removed files an earlier attempt of this run left");
     }
+    Ok(())
+}
 
+/// One collection, its files named by `names`, once the caller has cleared what an earlier
+/// attempt left under them ([`clear_stale`]). `config` is this collection's share of the
+/// run's: its workers and encoders, and how many collections share the memory budget (the
+/// row groups and the scan batches queued for decoding).
+pub(crate) async fn extract(
+    config: &RunConfig,
+    job: &CollectionJob,
+    run: &str,
+    output: &Output,
+    keys: Arc<KeyCache>,
+    names: &FileNames,
+    scans: Option<&Arc<Semaphore>>,
+) -> Result<CollectionManifest, ExtractorError> {
+    let data_prefix = data_folder(&job.collection, run);
     let (batch_tx, mut batch_rx) =
         mpsc::channel::<Vec<ScanItem>>((QUEUED_BATCHES / config.collections_at_once.max(1)).max(1));
     // A scan slot, held only while the scan runs: the next range's shell starts while this

@@ -196,6 +196,21 @@ pub fn get_splits(command: &str, collection: &Collection) -> Result<Vec<Vec<u8>>
         .map_err(|reason| failed(format!("its output is not get_splits': {reason}")))
 }
 
+/// The table's key space cut at its region boundaries into about `parts` ranges, the
+/// shell's `get_splits` run off the async threads.
+pub async fn key_ranges(
+    command: &str,
+    collection: &Collection,
+    parts: usize,
+) -> Result<Vec<KeyRange>, ExtractorError> {
+    let (command, collection) = (command.to_owned(), collection.clone());
+    let splits = tokio::task::spawn_blocking(move || get_splits(&command, &collection))
+        .await
+        .map_err(|e| ExtractorError::Worker(e.to_string()))??;
+    tracing::info!(regions = splits.len() + 1, "table split at its regions");
+    Ok(ranges(&splits, parts))
+}
+
 /// `<command> shell -n` with every stream piped. `-n` (non-interactive) makes the shell exit
 /// non-zero when a command fails, instead of printing the error and carrying on with status 0.
 fn spawn_shell(command: &str, table: &str) -> Result<Child, ExtractorError> {

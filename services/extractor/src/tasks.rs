@@ -15,8 +15,8 @@ use crate::ExtractorError;
 use crate::keys::KeyCache;
 use crate::manifest::{FileNames, data_folder, rejects_folder};
 use crate::output::Output;
-use crate::run::{CollectionJob, RunConfig, extract, publish, tags};
-use crate::source::{KeyRange, ScanSource, get_splits, ranges};
+use crate::run::{CollectionJob, RunConfig, clear_stale, extract, publish, tags};
+use crate::source::{KeyRange, ScanSource, key_ranges};
 
 /// One key range of one collection, as `--plan` prints it and `--task` takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,11 +91,7 @@ pub async fn plan(
     for job in &config.jobs {
         let split = match &job.source {
             ScanSource::Hbase { command, .. } => {
-                let (command, collection) = (command.clone(), job.collection.clone());
-                let splits = tokio::task::spawn_blocking(move || get_splits(&command, &collection))
-                    .await
-                    .map_err(|e| ExtractorError::Worker(e.to_string()))??;
-                ranges(&splits, ranges_per_collection)
+                key_ranges(command, &job.collection, ranges_per_collection).await?
             }
             ScanSource::Range { range, .. } => vec![range.clone()],
             ScanSource::File(_) => vec![KeyRange::ALL],
@@ -170,6 +166,7 @@ pub async fn run_task(
     };
     let run = run_folder(config.trigger_time_ms)?;
     let names = FileNames::task(&config.correlation_id, task.index);
+    clear_stale(output, &job, &run, &names).await?;
     let extracted = extract(&alone, &job, &run, output, keys, &names, None).await?;
     let written = TaskManifest {
         task: task.clone(),
