@@ -29,6 +29,24 @@ fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     tags
 }
 
+/// The statement collection's one reject (row `broken`, from [`write_scan_with_a_reject`])
+/// is in the rejects file the manifest entry names, at `key`, tagged as its data is.
+async fn assert_the_rejects_file(
+    objects: &Objects,
+    bucket: &str,
+    entry: &intraday_events::CollectionManifest,
+    key: &str,
+) {
+    assert_eq!(entry.rejects_file.as_deref(), Some(key));
+    let at = uri(bucket, &format!("data/{key}"));
+    let rejects = String::from_utf8(objects.get(&at).await.expect("rejects")).expect("utf-8");
+    assert!(rejects.contains(r#""row_key":"broken""#), "{rejects}");
+    assert_eq!(
+        objects.tags(&at).await.expect("tags"),
+        tags(&[("db", "core"), ("pii", "false"), ("table", "statement")])
+    );
+}
+
 /// A saved scan of `count` records, then one cell (row `broken`) whose value is not JSON: a
 /// reject, counted in the `N row(s)` line as the shell would.
 fn write_scan_with_a_reject(
@@ -265,19 +283,13 @@ async fn moto_the_extractor_writes_tagged_files_and_the_manifest_to_s3() {
             );
         }
     }
-    let rejects_key = statement.rejects_file.as_deref().expect("a rejects file");
-    assert_eq!(
-        rejects_key,
-        "_rejects/core_statement/run=20240311-1030/rejects-scheduled-20240311-1030.jsonl"
-    );
-    let rejects_at = uri(&bucket, &format!("data/{rejects_key}"));
-    let rejects =
-        String::from_utf8(objects.get(&rejects_at).await.expect("rejects")).expect("utf-8");
-    assert!(rejects.contains(r#""row_key":"broken""#), "{rejects}");
-    assert_eq!(
-        objects.tags(&rejects_at).await.expect("tags"),
-        tags(&[("db", "core"), ("pii", "false"), ("table", "statement")])
-    );
+    assert_the_rejects_file(
+        &objects,
+        &bucket,
+        statement,
+        "_rejects/core_statement/run=20240311-1030/rejects-scheduled-20240311-1030.jsonl",
+    )
+    .await;
 
     let listed: Vec<String> = objects
         .list(&uri(&bucket, "data/core_claimant/"))
@@ -415,18 +427,12 @@ async fn moto_a_run_in_tasks_commits_one_manifest_and_one_rejects_file_to_s3() {
             .all(|f| f.key.contains("/part-spark-1-t00000-")),
         "{entry:?}"
     );
-    let rejects_key = entry.rejects_file.as_deref().expect("a rejects file");
-    assert_eq!(
-        rejects_key,
-        "_rejects/core_statement/run=20240311-1030/rejects-spark-1.jsonl"
-    );
-    let rejects_at = uri(&bucket, &format!("data/{rejects_key}"));
-    let rejects =
-        String::from_utf8(objects.get(&rejects_at).await.expect("rejects")).expect("utf-8");
-    assert!(rejects.contains(r#""row_key":"broken""#), "{rejects}");
-    assert_eq!(
-        objects.tags(&rejects_at).await.expect("tags"),
-        tags(&[("db", "core"), ("pii", "false"), ("table", "statement")])
-    );
+    assert_the_rejects_file(
+        &objects,
+        &bucket,
+        entry,
+        "_rejects/core_statement/run=20240311-1030/rejects-spark-1.jsonl",
+    )
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
 }
