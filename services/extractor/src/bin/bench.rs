@@ -59,6 +59,9 @@ struct Options {
     shell_rate: u32,
     /// `spark-submit`, for the Spark rows.
     spark_submit: Option<PathBuf>,
+    /// Only write the scans, serve their keys and print the extractor's command for each,
+    /// until stopped: for running the binary under a profiler.
+    serve: bool,
 }
 
 struct Row {
@@ -121,6 +124,7 @@ fn options() -> Result<Options, String> {
         compression: None,
         shell_rate: 25_000,
         spark_submit: None,
+        serve: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -137,13 +141,14 @@ fn options() -> Result<Options, String> {
             "--python" => options.python = Some(PathBuf::from(value()?)),
             "--compression" => options.compression = Some(value()?),
             "--spark-submit" => options.spark_submit = Some(PathBuf::from(value()?)),
+            "--serve" => options.serve = true,
             "--shell-cells-per-second" => {
                 options.shell_rate = u32::try_from(number(value()?)?.max(1))
                     .map_err(|_| format!("{flag}: too large"))?;
             }
             other => {
                 return Err(format!(
-                    "unknown flag `{other}`; use --records-1k N --records-8k N --keys N --dir DIR --python PYTHON --compression CODEC --shell-cells-per-second N --spark-submit PATH"
+                    "unknown flag `{other}`; use --records-1k N --records-8k N --keys N --dir DIR --python PYTHON --compression CODEC --shell-cells-per-second N --spark-submit PATH --serve"
                 ));
             }
         }
@@ -164,6 +169,9 @@ async fn bench(options: &Options) -> Result<(), String> {
         keys.len(),
         dks.url()
     );
+    if options.serve {
+        return serve(options, &dks, &keys).await;
+    }
     for (size, count) in [(1024, options.records_1k), (8 * 1024, options.records_8k)] {
         if count == 0 {
             continue;
@@ -178,6 +186,44 @@ async fn bench(options: &Options) -> Result<(), String> {
         println!();
     }
     let _ = std::fs::remove_dir_all(&options.dir);
+    Ok(())
+}
+
+/// Writes the scans and keeps the data key service up, printing the command that runs the
+/// extractor on each scan on one core, e.g. under `perf record`.
+async fn serve(
+    options: &Options,
+    dks: &LoopbackDks,
+    keys: &[synth::SynthKey],
+) -> Result<(), String> {
+    for (size, count) in [(1024, options.records_1k), (8 * 1024, options.records_8k)] {
+        if count == 0 {
+            continue;
+        }
+        let records = synth::records(count, size, keys.len(), START, size as u64);
+        let mut scan = Vec::new();
+        synth::write_scan(&mut scan, &records, keys, 1).map_err(|e| e.to_string())?;
+        let scan_path = options.dir.join(format!("scan-{size}.txt"));
+        write_file(&scan_path, &scan)?;
+        let codec = options
+            .compression
+            .as_deref()
+            .map(|codec| format!(" --compression {codec}"))
+            .unwrap_or_default();
+        println!(
+            "{} KB, {count} records:\n  taskset -c 0 {} --workers 1{codec} --correlation-id bench --trigger-time-ms 1710153000000 --collection db.core.claimant:{START}:{END} --scan-file db.core.claimant={} --output {} --dks-url {}\n",
+            size / 1024,
+            std::env::current_exe()
+                .map_err(|e| e.to_string())?
+                .with_file_name("intraday-extractor")
+                .display(),
+            scan_path.display(),
+            options.dir.join(format!("serve-out-{size}")).display(),
+            dks.url()
+        );
+    }
+    println!("serving keys until stopped (Ctrl-C)");
+    std::future::pending::<()>().await;
     Ok(())
 }
 
