@@ -67,7 +67,7 @@ pub struct Args {
     #[arg(long, default_value = "parquet", value_name = "FORMAT")]
     pub format: String,
 
-    /// Parquet's compression: `zstd:LEVEL` (1 to 22; `zstd` alone is level 3), `snappy`,
+    /// Parquet's compression: `zstd:LEVEL` (1 to 22, or -1 to -7 for zstd's fast levels; `zstd` alone is level 3), `snappy`,
     /// `lz4` (LZ4_RAW: readers need parquet-mr 1.12.3+) or `none`. Defaults to zstd:3,
     /// measured the best trade of speed against size (BENCH.md). Not for csv-gzip.
     #[arg(long, value_name = "CODEC")]
@@ -586,11 +586,11 @@ mod tests {
             ),
             (
                 &["--collection", "db.core.x:1:5", "--compression", "zstd:23"],
-                "invalid --compression `zstd:23`: the zstd level `23` is not 1 to 22",
+                "invalid --compression `zstd:23`: the zstd level `23` is not 1 to 22 or -1 to -7",
             ),
             (
                 &["--collection", "db.core.x:1:5", "--compression", "gzip"],
-                "unknown compression `gzip`; use zstd[:LEVEL] (LEVEL 1 to 22), snappy, lz4 or none",
+                "unknown compression `gzip`; use zstd[:LEVEL] (LEVEL 1 to 22, or -1 to -7 for zstd's fast levels), snappy, lz4 or none",
             ),
             (
                 &[

@@ -85,6 +85,16 @@ impl KeyCache {
         Ok(answer.clone())
     }
 
+    /// The answer already had for this key, without waiting: `None` when it has not been
+    /// asked for, or its request is still in flight.
+    pub fn known(&self, key_id: &str, encrypted_key: &str) -> Option<KeyAnswer> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(&(key_id.to_owned(), encrypted_key.to_owned()))?
+            .get()
+            .cloned()
+    }
+
     /// Distinct keys asked for so far.
     pub fn len(&self) -> usize {
         self.entries.lock().map_or(0, |e| e.len())

@@ -20,7 +20,7 @@ use crate::manifest::{
     FileNames, RejectsFile, Tally, data_folder, manifest, manifest_key, rejects_folder,
 };
 use crate::output::{ObjectWriter, Output, Written};
-use crate::record::{self, Record};
+use crate::record::{self, Record, Sealed};
 use crate::scan::{Reject, ScanItem};
 use crate::source::{RANGES_PER_SCAN, ScanSource, key_ranges, name_range, read_scan};
 use crate::tasks::combine;
@@ -468,66 +468,131 @@ fn worker_died(e: tokio::task::JoinError) -> ExtractorError {
     ExtractorError::Worker(e.to_string())
 }
 
-/// Decodes one batch: envelopes, then the batch's distinct data keys, then AES and the
-/// JSON check. The CPU work runs on the blocking pool so uploads and key requests are never
-/// held up behind it.
+/// Decodes one batch. Each cell is opened and, when its data key is already known (nearly
+/// always, after the first batches), decrypted at once, while its bytes are still in the
+/// core's cache. Cells whose keys are not known yet wait for one request per distinct key,
+/// then are decrypted in a second pass. The CPU work runs on the blocking pool so uploads
+/// and key requests are never held up behind it.
 async fn decode(
     batch: Vec<ScanItem>,
     keys: Arc<KeyCache>,
     window: Window,
 ) -> Result<Vec<Outcome>, ExtractorError> {
-    let opened = tokio::task::spawn_blocking(move || {
-        batch
+    let cache = keys.clone();
+    let (slots, mut answers) = tokio::task::spawn_blocking(move || {
+        let mut answers = Answers::default();
+        let slots = batch
             .into_iter()
-            .map(|item| match item {
-                ScanItem::Reject(reject) => Err(reject),
-                ScanItem::Cell(cell) if !window.contains(cell.timestamp_ms) => {
-                    let reason = format!(
-                        "the cell timestamp {} is outside the window {window}",
-                        cell.timestamp_ms
-                    );
-                    Err(Reject::of_cell(&cell, reason))
+            .map(|item| {
+                let sealed = match open(item, window) {
+                    Ok(sealed) => sealed,
+                    Err(reject) => return Slot::Done(Err(reject)),
+                };
+                match answers.known(&cache, &sealed) {
+                    Some(answer) => Slot::Done(decrypt(sealed, answer)),
+                    None => Slot::Waiting(sealed),
                 }
-                ScanItem::Cell(cell) => record::open(cell),
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (slots, answers)
     })
     .await
     .map_err(worker_died)?;
 
-    // A batch names a handful of keys at most: a list beats a map here.
-    let mut answers: Vec<(String, String, KeyAnswer)> = Vec::new();
-    for sealed in opened.iter().flatten() {
-        let known = answers.iter().any(|(id, enc, _)| sealed.has_key(id, enc));
-        if !known {
+    if slots.iter().all(|slot| matches!(slot, Slot::Done(_))) {
+        return Ok(slots
+            .into_iter()
+            .filter_map(|slot| match slot {
+                Slot::Done(outcome) => Some(outcome),
+                Slot::Waiting(_) => None,
+            })
+            .collect());
+    }
+    for slot in &slots {
+        if let Slot::Waiting(sealed) = slot
+            && answers.find(sealed).is_none()
+        {
             let answer = keys.get(sealed.key_id(), sealed.encrypted_key()).await?;
-            answers.push((
-                sealed.key_id().to_owned(),
-                sealed.encrypted_key().to_owned(),
-                answer,
-            ));
+            answers.add(sealed, answer);
         }
     }
-
     tokio::task::spawn_blocking(move || {
-        opened
+        slots
             .into_iter()
-            .map(|opened| {
-                let sealed = opened?;
-                let answer = answers
-                    .iter()
-                    .find(|(id, enc, _)| sealed.has_key(id, enc))
-                    .map(|(_, _, answer)| answer);
-                match answer {
-                    Some(KeyAnswer::Key(key)) => record::decrypt(sealed, key),
-                    Some(KeyAnswer::Refused(reason)) => Err(sealed.reject(reason.clone())),
+            .map(|slot| match slot {
+                Slot::Done(outcome) => outcome,
+                Slot::Waiting(sealed) => match answers.find(&sealed) {
+                    Some(answer) => decrypt(sealed, answer),
                     None => Err(sealed.reject("no data key was looked up for this record")),
-                }
+                },
             })
             .collect()
     })
     .await
     .map_err(worker_died)
+}
+
+/// A cell of a batch being decoded: its outcome, or its envelope waiting for its data key.
+enum Slot {
+    Done(Outcome),
+    Waiting(Sealed),
+}
+
+fn open(item: ScanItem, window: Window) -> Result<Sealed, Reject> {
+    match item {
+        ScanItem::Reject(reject) => Err(reject),
+        ScanItem::Cell(cell) if !window.contains(cell.timestamp_ms) => {
+            let reason = format!(
+                "the cell timestamp {} is outside the window {window}",
+                cell.timestamp_ms
+            );
+            Err(Reject::of_cell(&cell, reason))
+        }
+        ScanItem::Cell(cell) => record::open(cell),
+    }
+}
+
+fn decrypt(sealed: Sealed, answer: &KeyAnswer) -> Outcome {
+    match answer {
+        KeyAnswer::Key(key) => record::decrypt(sealed, key),
+        KeyAnswer::Refused(reason) => Err(sealed.reject(reason.clone())),
+    }
+}
+
+/// The data keys one batch has met. A batch names a handful of keys at most: a list beats
+/// a map here.
+#[derive(Default)]
+struct Answers(Vec<(String, String, KeyAnswer)>);
+
+impl Answers {
+    fn find(&self, sealed: &Sealed) -> Option<&KeyAnswer> {
+        self.0
+            .iter()
+            .find(|(id, enc, _)| sealed.has_key(id, enc))
+            .map(|(_, _, answer)| answer)
+    }
+
+    fn add(&mut self, sealed: &Sealed, answer: KeyAnswer) {
+        self.0.push((
+            sealed.key_id().to_owned(),
+            sealed.encrypted_key().to_owned(),
+            answer,
+        ));
+    }
+
+    /// The answer for this record's key when this batch or the run has already had it.
+    fn known(&mut self, cache: &KeyCache, sealed: &Sealed) -> Option<&KeyAnswer> {
+        if let Some(index) = self
+            .0
+            .iter()
+            .position(|(id, enc, _)| sealed.has_key(id, enc))
+        {
+            return self.0.get(index).map(|(_, _, answer)| answer);
+        }
+        let answer = cache.known(sealed.key_id(), sealed.encrypted_key())?;
+        self.add(sealed, answer);
+        self.0.last().map(|(_, _, answer)| answer)
+    }
 }
 
 /// The encoders of one collection, each a task with its own encoder and its own files,
@@ -769,6 +834,104 @@ impl Lane {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dks::{DksClient, DksSettings, RetryPolicy};
+    use crate::keys::KeyProvider;
+    use crate::loopback_dks::LoopbackDks;
+    use crate::scan::Cell;
+    use crate::synth;
+
+    /// Cells under three keys: the first two known to the data key service, the third not.
+    fn cells(keys: &[synth::SynthKey], window: Window) -> Vec<ScanItem> {
+        let records = synth::records(6, 200, keys.len(), window.start_ms(), 5);
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let envelope =
+                    synth::envelope(&r.id_json, &keys[r.key_index], [i as u8; 16], &r.document);
+                ScanItem::Cell(Cell {
+                    row: r.row.clone(),
+                    timestamp_ms: r.timestamp_ms,
+                    value: envelope.into_bytes(),
+                    line: i as u64 + 1,
+                })
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_decodes_in_order_asking_once_per_key_and_not_again_once_known() {
+        let dks = LoopbackDks::start().await.expect("loopback DKS");
+        let keys = synth::keys(3, 11);
+        for key in &keys[..2] {
+            dks.add_key(&key.encrypted_key, &key.plaintext);
+        }
+        let client = DksClient::new(DksSettings {
+            url: dks.url(),
+            tls: None,
+            correlation_id: "decode-test".to_owned(),
+            retry: RetryPolicy::default(),
+        })
+        .expect("a client");
+        let cache = Arc::new(KeyCache::new(KeyProvider::Dks(Box::new(client))));
+        let window = Window::new(1_710_149_400_000, 1_710_153_000_000).expect("a window");
+
+        let mut batch = cells(&keys, window);
+        let Some(ScanItem::Cell(late)) = batch.get_mut(4) else {
+            panic!("a cell")
+        };
+        late.timestamp_ms = window.end_ms();
+        batch.insert(
+            1,
+            ScanItem::Reject(Reject {
+                row_key: None,
+                timestamp_ms: None,
+                line: Some(99),
+                reason: "a broken line".to_owned(),
+            }),
+        );
+        let outcomes = decode(batch, cache.clone(), window).await.expect("decoded");
+        let shape: Vec<String> = outcomes
+            .iter()
+            .map(|o| match o {
+                Ok(record) => format!("ok {}", record.id),
+                Err(reject) => format!("rejected line {:?}", reject.line),
+            })
+            .collect();
+        let records = synth::records(6, 200, keys.len(), window.start_ms(), 5);
+        let ok = |i: usize| format!("ok {}", records[i].id_compact);
+        assert_eq!(
+            shape,
+            [
+                ok(0),
+                "rejected line Some(99)".to_owned(),
+                ok(1),
+                "rejected line Some(3)".to_owned(),
+                ok(3),
+                "rejected line Some(5)".to_owned(),
+                "rejected line Some(6)".to_owned(),
+            ],
+            "in the batch's order: the third key is refused, the late cell is outside the window"
+        );
+        for (outcome, i) in [(&outcomes[0], 0), (&outcomes[2], 1), (&outcomes[4], 3)] {
+            let record = outcome.as_ref().expect("a record");
+            assert_eq!(record.record, records[i].document.as_bytes());
+        }
+        let refused = outcomes[3].as_ref().expect_err("a reject");
+        assert!(
+            refused.reason.contains(&keys[2].key_id),
+            "{}",
+            refused.reason
+        );
+        assert_eq!(dks.requests(), 3, "one request per distinct key");
+
+        // Every key is known now (the refusal too): the next batch asks for none.
+        let again = decode(cells(&keys, window), cache, window)
+            .await
+            .expect("decoded");
+        assert_eq!(again.iter().filter(|o| o.is_ok()).count(), 4);
+        assert_eq!(dks.requests(), 3, "no request for keys already answered");
+    }
 
     #[tokio::test]
     async fn jobs_run_at_most_so_many_at_once_and_none_starts_after_a_failure() {

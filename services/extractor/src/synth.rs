@@ -238,7 +238,7 @@ mod tests {
             let sealed = crate::record::open(cell).expect("envelope");
             let record = crate::record::decrypt(sealed, &keys[expected.key_index].data_key())
                 .expect("decrypts");
-            assert_eq!(record.record, expected.document);
+            assert_eq!(record.record, expected.document.as_bytes());
             assert_eq!(record.id, expected.id_compact);
             read += 1;
         }

@@ -42,7 +42,8 @@ pub enum Chunk {
 /// How Parquet pages are compressed (`--compression`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
-    /// zstd at a level from 1 to 22.
+    /// zstd at a level from 1 to 22, or one of its fast levels, -1 to -7 (faster still,
+    /// compressing less); readers decompress every level alike.
     Zstd(i32),
     Snappy,
     /// Parquet's `LZ4_RAW` (the older `LZ4` codec is deprecated by the format). Readers need
@@ -74,11 +75,13 @@ impl std::str::FromStr for Codec {
 
     /// `zstd[:LEVEL]`, `snappy`, `lz4` or `none`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let usage = "use zstd[:LEVEL] (LEVEL 1 to 22), snappy, lz4 or none";
+        let usage = "use zstd[:LEVEL] (LEVEL 1 to 22, or -1 to -7 for zstd's fast levels), snappy, lz4 or none";
         match text.split_once(':') {
             Some(("zstd", level)) => match level.parse::<i32>() {
-                Ok(level @ 1..=22) => Ok(Codec::Zstd(level)),
-                _ => Err(format!("the zstd level `{level}` is not 1 to 22; {usage}")),
+                Ok(level @ (-7..=-1 | 1..=22)) => Ok(Codec::Zstd(level)),
+                _ => Err(format!(
+                    "the zstd level `{level}` is not 1 to 22 or -1 to -7; {usage}"
+                )),
             },
             Some(_) => Err(format!("unknown compression `{text}`; {usage}")),
             None => match text {
@@ -301,8 +304,7 @@ impl ParquetEncoder {
         self.pending_bytes += record.id.len() + record.record.len() + 8;
         self.ids.push(ByteArray::from(record.id.into_bytes()));
         self.timestamps.push(timestamp);
-        self.documents
-            .push(ByteArray::from(record.record.into_bytes()));
+        self.documents.push(ByteArray::from(record.record));
         self.records += 1;
         if self.pending_bytes >= self.row_group_bytes {
             self.write_group()?;
@@ -387,7 +389,7 @@ impl CsvEncoder {
         self.line.push(b',');
         quote_into(&mut self.line, record.timestamp_ms.to_string().as_bytes());
         self.line.push(b',');
-        quote_into(&mut self.line, record.record.as_bytes());
+        quote_into(&mut self.line, &record.record);
         self.line.push(b'\n');
         self.gzip
             .write_all(&self.line)
@@ -437,7 +439,7 @@ mod tests {
         Record {
             id: format!(r#"{{"id":"r{i}"}}"#),
             timestamp_ms: 1_710_149_400_000 + i,
-            record: doc.to_owned(),
+            record: doc.as_bytes().to_vec(),
         }
     }
 
@@ -478,7 +480,7 @@ mod tests {
                 Record {
                     id: row.get_string(0).expect("id").clone(),
                     timestamp_ms: u64::try_from(row.get_long(1).expect("ts")).expect("positive"),
-                    record: row.get_string(2).expect("record").clone(),
+                    record: row.get_string(2).expect("record").as_bytes().to_vec(),
                 }
             })
             .collect()
@@ -593,6 +595,8 @@ mod tests {
             ("zstd:1", Codec::Zstd(1), "ZSTD"),
             ("zstd", Codec::Zstd(3), "ZSTD"),
             ("zstd:22", Codec::Zstd(22), "ZSTD"),
+            ("zstd:-1", Codec::Zstd(-1), "ZSTD"),
+            ("zstd:-7", Codec::Zstd(-7), "ZSTD"),
             ("snappy", Codec::Snappy, "SNAPPY"),
             ("lz4", Codec::Lz4, "LZ4_RAW"),
             ("none", Codec::None, "UNCOMPRESSED"),
@@ -613,7 +617,9 @@ mod tests {
             );
             assert_eq!(read_parquet(bytes), records, "{text}");
         }
-        for bad in ["zstd:0", "zstd:x", "gzip", "lz4:1", ""] {
+        for bad in [
+            "zstd:0", "zstd:-8", "zstd:23", "zstd:x", "gzip", "lz4:1", "",
+        ] {
             assert!(bad.parse::<Codec>().is_err(), "{bad}");
         }
     }
