@@ -112,6 +112,13 @@ for service in scheduler launcher monitor table-builder reaper; do
   rm -rf "$work"
 done
 check "$target_dir/intraday-extractor" "$emr_glibc" "$release ($emr_os)"
+# The extractor's allocator settings come from .cargo/config.toml when jemalloc is built; a
+# build that missed them would hold freed memory for 10 s and could exceed its memory budget.
+allocator_settings=$(sed -n 's/^JEMALLOC_SYS_WITH_MALLOC_CONF = "\(.*\)"$/\1/p' .cargo/config.toml)
+if [ -z "$allocator_settings" ] || ! grep -qaF "$allocator_settings" "$target_dir/intraday-extractor"; then
+  echo "package: intraday-extractor was built without .cargo/config.toml's jemalloc settings (\`${allocator_settings:-none found}\`); rebuild it from the repository's root" >&2
+  exit 1
+fi
 install -m 0755 "$target_dir/intraday-extractor" dist/emr/intraday-extractor
 install -m 0755 infra/emr/bootstrap.sh dist/emr/bootstrap.sh
 install -m 0644 "$spark_driver" dist/emr/intraday_spark.py
