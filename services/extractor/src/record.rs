@@ -145,7 +145,7 @@ fn read_envelope(value: &[u8]) -> Result<Opened, String> {
         "encryption.encryptedEncryptionKey",
     )?;
     let key_id = text(value, found.key_id, "encryption.keyEncryptionKeyId")?;
-    let db_object = text(value, found.db_object, "dbObject")?;
+    let db_object = unchecked_text(value, found.db_object, "dbObject")?;
 
     let id =
         std::str::from_utf8(&value[id]).map_err(|e| format!("`message._id` is not UTF-8: {e}"))?;
@@ -257,6 +257,18 @@ fn note_member<const N: usize>(
 /// A string member of `message` by where its contents lie, or decoded when it holds
 /// escapes; `null` counts as missing.
 fn text(value: &[u8], range: Option<Range<usize>>, name: &str) -> Result<Text, String> {
+    let text = unchecked_text(value, range, name)?;
+    if let Text::At(range) = &text {
+        simdutf8::compat::from_utf8(&value[range.clone()])
+            .map_err(|e| format!("`message.{name}` is not UTF-8: {e}"))?;
+    }
+    Ok(text)
+}
+
+/// [`text`] without the UTF-8 check of contents without escapes, for `dbObject`: its
+/// base64 decoder refuses every byte outside ASCII anyway, and the check is only made
+/// when it does, to say why ([`decode_base64`]).
+fn unchecked_text(value: &[u8], range: Option<Range<usize>>, name: &str) -> Result<Text, String> {
     let path = format!("`message.{name}`");
     let range = match range {
         Some(range) if value[range.start] == b'"' => range.start + 1..range.end - 1,
@@ -270,9 +282,6 @@ fn text(value: &[u8], range: Option<Range<usize>>, name: &str) -> Result<Text, S
             .map(Text::Decoded)
             .ok_or_else(|| format!("{path} is not a valid string"));
     }
-    // The SIMD check: the ciphertext's base64 is over a kilobyte a record.
-    simdutf8::compat::from_utf8(&value[range.clone()])
-        .map_err(|e| format!("{path} is not UTF-8: {e}"))?;
     Ok(Text::At(range))
 }
 
@@ -285,7 +294,7 @@ fn as_bytes<'a>(value: &'a [u8], text: &'a Text) -> &'a [u8] {
 
 fn as_str<'a>(value: &'a [u8], text: &'a Text) -> &'a str {
     match text {
-        // Checked to be UTF-8 when the envelope was read.
+        // Checked to be UTF-8 when the envelope was read (`dbObject` before it is used so).
         Text::At(range) => std::str::from_utf8(&value[range.clone()]).unwrap_or(""),
         Text::Decoded(text) => text,
     }
@@ -306,12 +315,16 @@ fn decode_base64(value: &[u8], text: Text) -> Result<Vec<u8>, String> {
         }
         Text::Decoded(_) => None,
     };
-    match decoded {
-        Some(bytes) => Ok(bytes),
-        None => BASE64
-            .decode(as_str(value, &text))
-            .map_err(|e| format!("`message.dbObject` is not base64: {e}")),
+    if let Some(bytes) = decoded {
+        return Ok(bytes);
     }
+    if let Text::At(range) = &text {
+        simdutf8::compat::from_utf8(&value[range.clone()])
+            .map_err(|e| format!("`message.dbObject` is not UTF-8: {e}"))?;
+    }
+    BASE64
+        .decode(as_str(value, &text))
+        .map_err(|e| format!("`message.dbObject` is not base64: {e}"))
 }
 
 /// Decrypts a sealed record. A wrong key gives bytes that are not UTF-8 JSON, which is how
@@ -545,6 +558,21 @@ mod tests {
             assert_eq!(reject.row_key.as_deref(), Some("\\x01row"));
             assert_eq!(reject.timestamp_ms, Some(42));
         }
+    }
+
+    #[test]
+    fn a_ciphertext_that_is_not_utf8_is_refused_as_such() {
+        let mut value = envelope("1", ENCRYPTION, CIPHERTEXT).into_bytes();
+        let at = memchr::memmem::find(&value, CIPHERTEXT.as_bytes()).expect("the ciphertext");
+        value[at + 4] = 0xff;
+        let reject = open(Cell { value, ..cell("") }).expect_err("not base64");
+        assert!(
+            reject
+                .reason
+                .contains("`message.dbObject` is not UTF-8: invalid utf-8 sequence"),
+            "{}",
+            reject.reason
+        );
     }
 
     #[test]
