@@ -261,47 +261,55 @@ impl<R: BufRead> ScanReader<R> {
     /// The next cell or reject; `None` once the output has ended and checked out.
     pub fn next_item(&mut self) -> Result<Option<ScanItem>, ExtractorError> {
         loop {
-            self.line.clear();
-            let read = self
-                .reader
-                .read_until(b'\n', &mut self.line)
-                .map_err(|e| self.failed(format!("reading the scan output failed: {e}")))?;
-            if read == 0 {
-                return self.at_end().map(|()| None);
-            }
-            self.line_no += 1;
-            let complete = self.line.last() == Some(&b'\n');
-            let mut text: &[u8] = &self.line;
-            if complete {
-                text = &text[..text.len() - 1];
-            }
-            if let Some(stripped) = text.strip_suffix(b"\r") {
-                text = stripped;
-            }
-            match self.state {
-                State::Done => continue,
-                State::BeforeHeader => {
-                    if is_header(text) {
-                        self.state = State::Cells;
-                    } else if text.starts_with(b"ERROR") {
-                        return Err(self.at_line(String::from_utf8_lossy(text).into_owned()));
-                    }
-                    continue;
+            // A line is read where it lies in the reader's buffer (1 MiB for a scan) when it
+            // is there whole, and copied out only when it spans two reads: a cell line is
+            // kilobytes, and the copy was one more pass over every byte of the scan.
+            let whole = {
+                let buffered = self
+                    .reader
+                    .fill_buf()
+                    .map_err(|e| read_failed(&self.source_name, &e))?;
+                if buffered.is_empty() {
+                    return self.at_end().map(|()| None);
                 }
-                State::Cells => {}
+                memchr::memchr(b'\n', buffered).map(|end| end + 1)
+            };
+            self.line_no += 1;
+            let step = match whole {
+                Some(len) => {
+                    let buffered = self
+                        .reader
+                        .fill_buf()
+                        .map_err(|e| read_failed(&self.source_name, &e))?;
+                    let step = read_line(
+                        &mut self.state,
+                        &mut self.counts,
+                        &mut self.reported_rows,
+                        self.line_no,
+                        &buffered[..len],
+                    );
+                    self.reader.consume(len);
+                    step
+                }
+                None => {
+                    self.line.clear();
+                    self.reader
+                        .read_until(b'\n', &mut self.line)
+                        .map_err(|e| read_failed(&self.source_name, &e))?;
+                    read_line(
+                        &mut self.state,
+                        &mut self.counts,
+                        &mut self.reported_rows,
+                        self.line_no,
+                        &self.line,
+                    )
+                }
+            };
+            match step {
+                Step::Next => continue,
+                Step::Item(item) => return Ok(Some(item)),
+                Step::Error(line) => return Err(self.at_line(line)),
             }
-            if let Some(count) = row_count(text) {
-                self.reported_rows = Some(count);
-                self.state = State::Done;
-                continue;
-            }
-            if text.starts_with(b"ERROR") {
-                return Err(self.at_line(String::from_utf8_lossy(text).into_owned()));
-            }
-            if !complete {
-                self.counts.cut_short = true;
-            }
-            return Ok(Some(cell(&mut self.counts, self.line_no, text, complete)));
         }
     }
 
@@ -349,6 +357,64 @@ impl<R: BufRead> ScanReader<R> {
             reason,
         }
     }
+}
+
+/// What one line of output does to the scan.
+enum Step {
+    /// Nothing to hand on (the banner, the header, the row count, what follows it).
+    Next,
+    Item(ScanItem),
+    /// The shell's `ERROR…` line, to fail the scan with.
+    Error(String),
+}
+
+fn read_failed(source_name: &str, e: &std::io::Error) -> ExtractorError {
+    ExtractorError::ScanFailed {
+        source_name: source_name.to_owned(),
+        reason: format!("reading the scan output failed: {e}"),
+    }
+}
+
+/// One line of output, with its line break if it has one (the last line may not).
+fn read_line(
+    state: &mut State,
+    counts: &mut Counts,
+    reported_rows: &mut Option<u64>,
+    line_no: u64,
+    line: &[u8],
+) -> Step {
+    let complete = line.last() == Some(&b'\n');
+    let mut text = line;
+    if complete {
+        text = &text[..text.len() - 1];
+    }
+    if let Some(stripped) = text.strip_suffix(b"\r") {
+        text = stripped;
+    }
+    match state {
+        State::Done => return Step::Next,
+        State::BeforeHeader => {
+            if is_header(text) {
+                *state = State::Cells;
+            } else if text.starts_with(b"ERROR") {
+                return Step::Error(String::from_utf8_lossy(text).into_owned());
+            }
+            return Step::Next;
+        }
+        State::Cells => {}
+    }
+    if let Some(count) = row_count(text) {
+        *reported_rows = Some(count);
+        *state = State::Done;
+        return Step::Next;
+    }
+    if text.starts_with(b"ERROR") {
+        return Step::Error(String::from_utf8_lossy(text).into_owned());
+    }
+    if !complete {
+        counts.cut_short = true;
+    }
+    Step::Item(cell(counts, line_no, text, complete))
 }
 
 fn cell(counts: &mut Counts, line: u64, text: &[u8], complete: bool) -> ScanItem {
@@ -420,8 +486,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Every test's scan is read whole from one buffer, where each line is read in place,
+    /// and through small buffers, where lines span reads and are copied out: one answer.
     fn read_all(text: &str) -> (Vec<ScanItem>, Result<ScanSummary, String>) {
-        let mut reader = ScanReader::new("test scan", text.as_bytes());
+        let whole = read_from(text.as_bytes());
+        for capacity in [1, 7, 64] {
+            let buffered = std::io::BufReader::with_capacity(capacity, text.as_bytes());
+            assert_eq!(
+                read_from(buffered),
+                whole,
+                "read through {capacity} bytes at a time"
+            );
+        }
+        whole
+    }
+
+    fn read_from(input: impl BufRead) -> (Vec<ScanItem>, Result<ScanSummary, String>) {
+        let mut reader = ScanReader::new("test scan", input);
         let mut items = Vec::new();
         loop {
             match reader.next_item() {
