@@ -10,6 +10,14 @@ CFN_LINT_VERSION="1.58.0"
 AWSCLI_VERSION="1.46.3"
 INTRADAY_TOOLS_DIR="${INTRADAY_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/intraday/tools}"
 
+# The extractor's allocator, jemalloc, is built from its C sources with configure and make.
+for tool in cc make; do
+  command -v "$tool" >/dev/null || {
+    echo "ci: $tool is missing; the extractor's allocator (jemalloc) is built from source (Debian: apt-get install gcc make)" >&2
+    exit 1
+  }
+done
+
 intraday_tools_ready() {
   [ -x "$INTRADAY_TOOLS_DIR/bin/moto_server" ] && [ -x "$INTRADAY_TOOLS_DIR/bin/cfn-lint" ] &&
     [ -x "$INTRADAY_TOOLS_DIR/bin/aws" ] &&
