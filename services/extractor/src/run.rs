@@ -499,13 +499,11 @@ async fn decode(
     .await
     .map_err(worker_died)?;
 
+    // Nearly always: nothing waits, so no second hop to the blocking pool.
     if slots.iter().all(|slot| matches!(slot, Slot::Done(_))) {
         return Ok(slots
             .into_iter()
-            .filter_map(|slot| match slot {
-                Slot::Done(outcome) => Some(outcome),
-                Slot::Waiting(_) => None,
-            })
+            .map(|slot| slot.outcome(&answers))
             .collect());
     }
     for slot in &slots {
@@ -519,13 +517,7 @@ async fn decode(
     tokio::task::spawn_blocking(move || {
         slots
             .into_iter()
-            .map(|slot| match slot {
-                Slot::Done(outcome) => outcome,
-                Slot::Waiting(sealed) => match answers.find(&sealed) {
-                    Some(answer) => decrypt(sealed, answer),
-                    None => Err(sealed.reject("no data key was looked up for this record")),
-                },
-            })
+            .map(|slot| slot.outcome(&answers))
             .collect()
     })
     .await
@@ -536,6 +528,19 @@ async fn decode(
 enum Slot {
     Done(Outcome),
     Waiting(Sealed),
+}
+
+impl Slot {
+    /// The outcome, decrypting a waiting envelope with its key's answer.
+    fn outcome(self, answers: &Answers) -> Outcome {
+        match self {
+            Slot::Done(outcome) => outcome,
+            Slot::Waiting(sealed) => match answers.find(&sealed) {
+                Some(answer) => decrypt(sealed, answer),
+                None => Err(sealed.reject("no data key was looked up for this record")),
+            },
+        }
+    }
 }
 
 fn open(item: ScanItem, window: Window) -> Result<Sealed, Reject> {
@@ -565,10 +570,15 @@ fn decrypt(sealed: Sealed, answer: &KeyAnswer) -> Outcome {
 struct Answers(Vec<(String, String, KeyAnswer)>);
 
 impl Answers {
-    fn find(&self, sealed: &Sealed) -> Option<&KeyAnswer> {
+    fn position(&self, sealed: &Sealed) -> Option<usize> {
         self.0
             .iter()
-            .find(|(id, enc, _)| sealed.has_key(id, enc))
+            .position(|(id, enc, _)| sealed.has_key(id, enc))
+    }
+
+    fn find(&self, sealed: &Sealed) -> Option<&KeyAnswer> {
+        self.0
+            .get(self.position(sealed)?)
             .map(|(_, _, answer)| answer)
     }
 
@@ -582,16 +592,15 @@ impl Answers {
 
     /// The answer for this record's key when this batch or the run has already had it.
     fn known(&mut self, cache: &KeyCache, sealed: &Sealed) -> Option<&KeyAnswer> {
-        if let Some(index) = self
-            .0
-            .iter()
-            .position(|(id, enc, _)| sealed.has_key(id, enc))
-        {
-            return self.0.get(index).map(|(_, _, answer)| answer);
-        }
-        let answer = cache.known(sealed.key_id(), sealed.encrypted_key())?;
-        self.add(sealed, answer);
-        self.0.last().map(|(_, _, answer)| answer)
+        let index = match self.position(sealed) {
+            Some(index) => index,
+            None => {
+                let answer = cache.known(sealed.key_id(), sealed.encrypted_key())?;
+                self.add(sealed, answer);
+                self.0.len() - 1
+            }
+        };
+        self.0.get(index).map(|(_, _, answer)| answer)
     }
 }
 
