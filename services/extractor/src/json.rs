@@ -320,9 +320,7 @@ fn plain_run(bytes: &[u8]) -> usize {
     let mut at = 0;
     let mut words = bytes.chunks_exact(8);
     for word in &mut words {
-        let mut eight = [0; 8];
-        eight.copy_from_slice(word);
-        let found = specials(u64::from_le_bytes(eight));
+        let found = word_specials(word);
         if found != 0 {
             return at + (found.trailing_zeros() / 8) as usize;
         }
@@ -360,16 +358,12 @@ fn index_specials(bytes: &[u8], index: &mut Vec<u64>) {
     index.clear();
     let words = bytes.chunks_exact(8);
     let tail = words.remainder();
-    index.extend(words.map(|word| {
-        let mut eight = [0; 8];
-        eight.copy_from_slice(word);
-        specials(u64::from_le_bytes(eight))
-    }));
+    index.extend(words.map(word_specials));
     if !tail.is_empty() {
         // Padded with spaces, which are not special, so nothing past the end is marked.
         let mut eight = [b' '; 8];
         eight[..tail.len()].copy_from_slice(tail);
-        index.push(specials(u64::from_le_bytes(eight)));
+        index.push(word_specials(&eight));
     }
 }
 
@@ -390,6 +384,13 @@ fn next_special(index: &[u64], len: usize, from: usize) -> usize {
             None => return len,
         }
     }
+}
+
+/// [`specials`] of eight bytes (`chunks_exact(8)` gives no shorter ones).
+fn word_specials(word: &[u8]) -> u64 {
+    let mut eight = [0; 8];
+    eight.copy_from_slice(word);
+    specials(u64::from_le_bytes(eight))
 }
 
 /// The high bit of each byte of `word` that is a quote, a backslash or below 0x20, and no

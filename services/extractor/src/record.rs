@@ -258,11 +258,17 @@ fn note_member<const N: usize>(
 /// escapes; `null` counts as missing.
 fn text(value: &[u8], range: Option<Range<usize>>, name: &str) -> Result<Text, String> {
     let text = unchecked_text(value, range, name)?;
-    if let Text::At(range) = &text {
+    check_utf8(value, &text, name)?;
+    Ok(text)
+}
+
+/// Contents that lie in the value as they are must be UTF-8; decoded ones already are.
+fn check_utf8(value: &[u8], text: &Text, name: &str) -> Result<(), String> {
+    if let Text::At(range) = text {
         simdutf8::compat::from_utf8(&value[range.clone()])
             .map_err(|e| format!("`message.{name}` is not UTF-8: {e}"))?;
     }
-    Ok(text)
+    Ok(())
 }
 
 /// [`text`] without the UTF-8 check of contents without escapes, for `dbObject`: its
@@ -318,10 +324,7 @@ fn decode_base64(value: &[u8], text: Text) -> Result<Vec<u8>, String> {
     if let Some(bytes) = decoded {
         return Ok(bytes);
     }
-    if let Text::At(range) = &text {
-        simdutf8::compat::from_utf8(&value[range.clone()])
-            .map_err(|e| format!("`message.dbObject` is not UTF-8: {e}"))?;
-    }
+    check_utf8(value, &text, "dbObject")?;
     BASE64
         .decode(as_str(value, &text))
         .map_err(|e| format!("`message.dbObject` is not base64: {e}"))
