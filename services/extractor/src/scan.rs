@@ -224,6 +224,11 @@ pub struct ScanReader<R> {
     reader: R,
     line: Vec<u8>,
     line_no: u64,
+    progress: Progress,
+}
+
+/// What the lines read so far have said.
+struct Progress {
     state: State,
     counts: Counts,
     reported_rows: Option<u64>,
@@ -248,9 +253,11 @@ impl<R: BufRead> ScanReader<R> {
             reader,
             line: Vec::with_capacity(16 * 1024),
             line_no: 0,
-            state: State::BeforeHeader,
-            counts: Counts::default(),
-            reported_rows: None,
+            progress: Progress {
+                state: State::BeforeHeader,
+                counts: Counts::default(),
+                reported_rows: None,
+            },
         }
     }
 
@@ -264,31 +271,18 @@ impl<R: BufRead> ScanReader<R> {
             // A line is read where it lies in the reader's buffer (1 MiB for a scan) when it
             // is there whole, and copied out only when it spans two reads: a cell line is
             // kilobytes, and the copy was one more pass over every byte of the scan.
-            let whole = {
-                let buffered = self
-                    .reader
-                    .fill_buf()
-                    .map_err(|e| read_failed(&self.source_name, &e))?;
-                if buffered.is_empty() {
-                    return self.at_end().map(|()| None);
-                }
-                memchr::memchr(b'\n', buffered).map(|end| end + 1)
-            };
+            let buffered = self
+                .reader
+                .fill_buf()
+                .map_err(|e| read_failed(&self.source_name, &e))?;
+            if buffered.is_empty() {
+                return self.at_end().map(|()| None);
+            }
             self.line_no += 1;
-            let step = match whole {
-                Some(len) => {
-                    let buffered = self
-                        .reader
-                        .fill_buf()
-                        .map_err(|e| read_failed(&self.source_name, &e))?;
-                    let step = read_line(
-                        &mut self.state,
-                        &mut self.counts,
-                        &mut self.reported_rows,
-                        self.line_no,
-                        &buffered[..len],
-                    );
-                    self.reader.consume(len);
+            let step = match memchr::memchr(b'\n', buffered) {
+                Some(end) => {
+                    let step = self.progress.line(self.line_no, &buffered[..=end]);
+                    self.reader.consume(end + 1);
                     step
                 }
                 None => {
@@ -296,13 +290,7 @@ impl<R: BufRead> ScanReader<R> {
                     self.reader
                         .read_until(b'\n', &mut self.line)
                         .map_err(|e| read_failed(&self.source_name, &e))?;
-                    read_line(
-                        &mut self.state,
-                        &mut self.counts,
-                        &mut self.reported_rows,
-                        self.line_no,
-                        &self.line,
-                    )
+                    self.progress.line(self.line_no, &self.line)
                 }
             };
             match step {
@@ -314,7 +302,7 @@ impl<R: BufRead> ScanReader<R> {
     }
 
     fn at_end(&mut self) -> Result<(), ExtractorError> {
-        match (self.state, self.reported_rows) {
+        match (self.progress.state, self.progress.reported_rows) {
             (State::BeforeHeader, _) => Err(self.failed(
                 "the output has no `ROW  COLUMN+CELL` header: it is not a scan's output".to_owned(),
             )),
@@ -322,13 +310,13 @@ impl<R: BufRead> ScanReader<R> {
                 "the output ends after {} lines without the shell's `N row(s)` line: the scan is truncated",
                 self.line_no
             ))),
-            (_, Some(reported)) if reported < self.counts.rows || reported > self.counts.rows + self.counts.unsplit => {
+            (_, Some(reported)) if reported < self.progress.counts.rows || reported > self.progress.counts.rows + self.progress.counts.unsplit => {
                 Err(self.failed(format!(
                     "the shell reported {reported} row(s) but {} were read: the output is incomplete",
-                    self.counts.rows
+                    self.progress.counts.rows
                 )))
             }
-            _ if self.counts.cut_short => Err(self.failed(
+            _ if self.progress.counts.cut_short => Err(self.failed(
                 "a cell line is cut short: the output is truncated".to_owned(),
             )),
             _ => Ok(()),
@@ -338,8 +326,8 @@ impl<R: BufRead> ScanReader<R> {
     /// The scan's totals; meaningful once `next_item` has returned `None`.
     pub fn summary(&self) -> ScanSummary {
         ScanSummary {
-            rows: self.counts.rows,
-            cells: self.counts.cells,
+            rows: self.progress.counts.rows,
+            cells: self.progress.counts.cells,
         }
     }
 
@@ -352,11 +340,19 @@ impl<R: BufRead> ScanReader<R> {
     }
 
     fn failed(&self, reason: String) -> ExtractorError {
-        ExtractorError::ScanFailed {
-            source_name: self.source_name.clone(),
-            reason,
-        }
+        scan_failed(&self.source_name, reason)
     }
+}
+
+fn scan_failed(source_name: &str, reason: String) -> ExtractorError {
+    ExtractorError::ScanFailed {
+        source_name: source_name.to_owned(),
+        reason,
+    }
+}
+
+fn read_failed(source_name: &str, e: &std::io::Error) -> ExtractorError {
+    scan_failed(source_name, format!("reading the scan output failed: {e}"))
 }
 
 /// What one line of output does to the scan.
@@ -368,53 +364,42 @@ enum Step {
     Error(String),
 }
 
-fn read_failed(source_name: &str, e: &std::io::Error) -> ExtractorError {
-    ExtractorError::ScanFailed {
-        source_name: source_name.to_owned(),
-        reason: format!("reading the scan output failed: {e}"),
-    }
-}
-
-/// One line of output, with its line break if it has one (the last line may not).
-fn read_line(
-    state: &mut State,
-    counts: &mut Counts,
-    reported_rows: &mut Option<u64>,
-    line_no: u64,
-    line: &[u8],
-) -> Step {
-    let complete = line.last() == Some(&b'\n');
-    let mut text = line;
-    if complete {
-        text = &text[..text.len() - 1];
-    }
-    if let Some(stripped) = text.strip_suffix(b"\r") {
-        text = stripped;
-    }
-    match state {
-        State::Done => return Step::Next,
-        State::BeforeHeader => {
-            if is_header(text) {
-                *state = State::Cells;
-            } else if text.starts_with(b"ERROR") {
-                return Step::Error(String::from_utf8_lossy(text).into_owned());
+impl Progress {
+    /// One line of output, with its line break if it has one (the last line may not).
+    fn line(&mut self, line_no: u64, line: &[u8]) -> Step {
+        let complete = line.last() == Some(&b'\n');
+        let mut text = line;
+        if complete {
+            text = &text[..text.len() - 1];
+        }
+        if let Some(stripped) = text.strip_suffix(b"\r") {
+            text = stripped;
+        }
+        match self.state {
+            State::Done => return Step::Next,
+            State::BeforeHeader => {
+                if is_header(text) {
+                    self.state = State::Cells;
+                } else if text.starts_with(b"ERROR") {
+                    return Step::Error(String::from_utf8_lossy(text).into_owned());
+                }
+                return Step::Next;
             }
+            State::Cells => {}
+        }
+        if let Some(count) = row_count(text) {
+            self.reported_rows = Some(count);
+            self.state = State::Done;
             return Step::Next;
         }
-        State::Cells => {}
+        if text.starts_with(b"ERROR") {
+            return Step::Error(String::from_utf8_lossy(text).into_owned());
+        }
+        if !complete {
+            self.counts.cut_short = true;
+        }
+        Step::Item(cell(&mut self.counts, line_no, text, complete))
     }
-    if let Some(count) = row_count(text) {
-        *reported_rows = Some(count);
-        *state = State::Done;
-        return Step::Next;
-    }
-    if text.starts_with(b"ERROR") {
-        return Step::Error(String::from_utf8_lossy(text).into_owned());
-    }
-    if !complete {
-        counts.cut_short = true;
-    }
-    Step::Item(cell(counts, line_no, text, complete))
 }
 
 fn cell(counts: &mut Counts, line: u64, text: &[u8], complete: bool) -> ScanItem {
