@@ -200,23 +200,16 @@ async fn serve(
         if count == 0 {
             continue;
         }
-        let records = synth::records(count, size, keys.len(), START, size as u64);
-        let mut scan = Vec::new();
-        synth::write_scan(&mut scan, &records, keys, 1).map_err(|e| e.to_string())?;
-        let scan_path = options.dir.join(format!("scan-{size}.txt"));
-        write_file(&scan_path, &scan)?;
+        let (scan_path, _, _) = saved_scan(options, keys, size, count)?;
         let codec = options
             .compression
             .as_deref()
             .map(|codec| format!(" --compression {codec}"))
             .unwrap_or_default();
         println!(
-            "{} KB, {count} records:\n  taskset -c 0 {} --workers 1{codec} --correlation-id bench --trigger-time-ms 1710153000000 --collection db.core.claimant:{START}:{END} --scan-file db.core.claimant={} --output {} --dks-url {}\n",
+            "{} KB, {count} records:\n  taskset -c 0 {} --workers 1{codec} --correlation-id bench --trigger-time-ms {END} --collection db.core.claimant:{START}:{END} --scan-file db.core.claimant={} --output {} --dks-url {}\n",
             size / 1024,
-            std::env::current_exe()
-                .map_err(|e| e.to_string())?
-                .with_file_name("intraday-extractor")
-                .display(),
+            sibling("intraday-extractor")?.display(),
             scan_path.display(),
             options.dir.join(format!("serve-out-{size}")).display(),
             dks.url()
@@ -227,6 +220,30 @@ async fn serve(
     Ok(())
 }
 
+/// The generated scan of `count` documents of about `size` bytes, written to the bench's
+/// folder: its path, its text, and the documents' bytes.
+fn saved_scan(
+    options: &Options,
+    keys: &[synth::SynthKey],
+    size: usize,
+    count: usize,
+) -> Result<(PathBuf, Vec<u8>, u64), String> {
+    let records = synth::records(count, size, keys.len(), START, size as u64);
+    let mut scan = Vec::new();
+    synth::write_scan(&mut scan, &records, keys, 1).map_err(|e| e.to_string())?;
+    let document_bytes = records.iter().map(|r| r.document.len() as u64).sum();
+    let path = options.dir.join(format!("scan-{size}.txt"));
+    write_file(&path, &scan)?;
+    Ok((path, scan, document_bytes))
+}
+
+/// A binary built beside the bench (the extractor, the stand-in `hbase`).
+fn sibling(name: &str) -> Result<PathBuf, String> {
+    Ok(std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name(name))
+}
+
 async fn measure(
     options: &Options,
     dks: &LoopbackDks,
@@ -234,18 +251,10 @@ async fn measure(
     doc_size: usize,
     count: usize,
 ) -> Result<Vec<Row>, String> {
-    let records = synth::records(count, doc_size, keys.len(), START, doc_size as u64);
-    let mut scan = Vec::new();
-    synth::write_scan(&mut scan, &records, keys, 1).map_err(|e| e.to_string())?;
-    let document_bytes: u64 = records.iter().map(|r| r.document.len() as u64).sum();
-    drop(records);
-    let scan_path = options.dir.join(format!("scan-{doc_size}.txt"));
-    write_file(&scan_path, &scan)?;
+    let (scan_path, scan, document_bytes) = saved_scan(options, keys, doc_size, count)?;
     let scan_bytes = scan.len() as u64;
     // The stand-in `hbase` and its table, for the range-scan rows (1 KB documents only).
-    let standin = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .with_file_name("intraday-hbase-standin");
+    let standin = sibling("intraday-hbase-standin")?;
     let table = options.dir.join(format!("hbase-{doc_size}"));
     let ranges_table = doc_size == 1024 && standin.is_file();
     if ranges_table {
@@ -550,9 +559,7 @@ fn spark(
     else {
         return Err("the Spark rows read the stored table".to_owned());
     };
-    let binary = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .with_file_name("intraday-extractor");
+    let binary = sibling("intraday-extractor")?;
     let out = options.dir.join("spark-out");
     let mut command = Command::new(spark_submit);
     command
@@ -738,9 +745,7 @@ async fn end_to_end(
     count: usize,
     layout: Layout,
 ) -> Result<Row, String> {
-    let binary = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .with_file_name("intraday-extractor");
+    let binary = sibling("intraday-extractor")?;
     let runs: Vec<(String, usize)> = match layout {
         Layout::Workers(n) | Layout::Collections(n) | Layout::Ranges(_, n, _) => {
             vec![(format!("0-{}", n - 1), n)]
