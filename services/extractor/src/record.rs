@@ -5,6 +5,7 @@
 use std::ops::Range;
 
 use base64::Engine;
+use bytes::Bytes;
 
 use crate::crypto::{BASE64, DataKey, IV_LEN, apply_keystream, decode_iv};
 use crate::json;
@@ -33,7 +34,7 @@ pub struct Sealed {
     id: String,
     iv: [u8; IV_LEN],
     ciphertext: Vec<u8>,
-    value: Vec<u8>,
+    value: Bytes,
     key_id: Text,
     encrypted_key: Text,
 }
@@ -78,7 +79,10 @@ impl Sealed {
 /// `{"message": {"_id": .., "encryption": {..}, "dbObject": "<b64>"}}`. The ciphertext is
 /// decoded here so the decrypting step only runs AES.
 pub fn open(cell: Cell) -> Result<Sealed, Reject> {
-    match read_envelope(&cell.value) {
+    let value = cell
+        .value()
+        .map_err(|e| Reject::of_cell(&cell, format!("value: {e}")))?;
+    match read_envelope(&value) {
         Ok(opened) => Ok(Sealed {
             row: cell.row,
             line: cell.line,
@@ -88,7 +92,7 @@ pub fn open(cell: Cell) -> Result<Sealed, Reject> {
             ciphertext: opened.ciphertext,
             key_id: opened.key_id,
             encrypted_key: opened.encrypted_key,
-            value: cell.value,
+            value,
         }),
         Err(reason) => Err(Reject::of_cell(&cell, reason)),
     }
@@ -392,12 +396,11 @@ mod tests {
     use super::*;
 
     fn cell(value: &str) -> Cell {
-        Cell {
-            row: b"\x01row".to_vec(),
-            timestamp_ms: 42,
-            value: value.as_bytes().to_vec(),
-            line: 7,
-        }
+        bytes_cell(value.as_bytes())
+    }
+
+    fn bytes_cell(value: &[u8]) -> Cell {
+        Cell::new(b"\x01row".to_vec(), 42, value, 7)
     }
 
     fn envelope(id: &str, encryption: &str, db_object: &str) -> String {
@@ -564,11 +567,28 @@ mod tests {
     }
 
     #[test]
+    fn a_value_with_a_broken_escape_is_a_reject_naming_it() {
+        let cell = Cell::printed(
+            b"\x01row".to_vec(),
+            42,
+            bytes::Bytes::from_static(br#"{"message": \q}"#),
+            7,
+        );
+        let reject = open(cell).expect_err("a broken escape");
+        assert_eq!(
+            reject.reason,
+            "value: invalid escape at byte 12: a backslash must start `\\xHH`"
+        );
+        assert_eq!(reject.line, Some(7));
+        assert_eq!(reject.row_key.as_deref(), Some("\\x01row"));
+    }
+
+    #[test]
     fn a_ciphertext_that_is_not_utf8_is_refused_as_such() {
         let mut value = envelope("1", ENCRYPTION, CIPHERTEXT).into_bytes();
         let at = memchr::memmem::find(&value, CIPHERTEXT.as_bytes()).expect("the ciphertext");
         value[at + 4] = 0xff;
-        let reject = open(Cell { value, ..cell("") }).expect_err("not base64");
+        let reject = open(bytes_cell(&value)).expect_err("not base64");
         assert!(
             reject
                 .reason

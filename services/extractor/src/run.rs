@@ -347,7 +347,7 @@ pub(crate) async fn extract(
             let mut bytes = 0;
             let summary = read_scan(&source, &collection, window, |item| {
                 bytes += match &item {
-                    ScanItem::Cell(cell) => cell.value.len(),
+                    ScanItem::Cell(cell) => cell.printed_value().len(),
                     ScanItem::Reject(_) => 0,
                 };
                 batch.push(item);
@@ -858,12 +858,12 @@ mod tests {
             .map(|(i, r)| {
                 let envelope =
                     synth::envelope(&r.id_json, &keys[r.key_index], [i as u8; 16], &r.document);
-                ScanItem::Cell(Cell {
-                    row: r.row.clone(),
-                    timestamp_ms: r.timestamp_ms,
-                    value: envelope.into_bytes(),
-                    line: i as u64 + 1,
-                })
+                ScanItem::Cell(Cell::new(
+                    r.row.clone(),
+                    r.timestamp_ms,
+                    envelope.as_bytes(),
+                    i as u64 + 1,
+                ))
             })
             .collect()
     }

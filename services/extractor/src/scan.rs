@@ -10,18 +10,54 @@
 //! except the backslash, and every other byte as `\xHH`. A value may itself hold `, value=`
 //! or ` column=`, so a line is split at the first separators after the row key.
 
-use std::io::BufRead;
+use std::io::{ErrorKind, Read};
+
+use bytes::{Bytes, BytesMut};
 
 use crate::ExtractorError;
 
-/// One cell of the scan, row key and value unescaped to their bytes.
+/// One cell of the scan: its row key unescaped to its bytes, its value as the shell printed
+/// it. The value is unescaped where it is decoded ([`Cell::value`]), on the decoding workers,
+/// and until then shares the reader's buffer: the one thread that reads a scan neither copies
+/// nor allocates for a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
     pub row: Vec<u8>,
     pub timestamp_ms: u64,
-    pub value: Vec<u8>,
+    printed: Bytes,
     /// Line number in the scan output, from 1.
     pub line: u64,
+}
+
+impl Cell {
+    /// A cell whose value holds `value`'s bytes.
+    pub fn new(row: Vec<u8>, timestamp_ms: u64, value: &[u8], line: u64) -> Self {
+        Self::printed(row, timestamp_ms, Bytes::from(escape(value)), line)
+    }
+
+    /// A cell whose value is `printed`, in `Bytes.toStringBinary` form, as the shell prints it.
+    pub fn printed(row: Vec<u8>, timestamp_ms: u64, printed: Bytes, line: u64) -> Self {
+        Self {
+            row,
+            timestamp_ms,
+            printed,
+            line,
+        }
+    }
+
+    /// The value as printed, escapes and all.
+    pub fn printed_value(&self) -> &[u8] {
+        &self.printed
+    }
+
+    /// The value's bytes. Without an escape (nearly always: an envelope is ASCII JSON) they
+    /// are the printed text itself, and nothing is copied.
+    pub fn value(&self) -> Result<Bytes, String> {
+        if memchr::memchr(b'\\', &self.printed).is_none() {
+            return Ok(self.printed.clone());
+        }
+        unescape(&self.printed).map(Bytes::from)
+    }
 }
 
 /// A record the extractor could not use, with what is known about it and why.
@@ -219,13 +255,27 @@ enum State {
 /// Streams a scan's output: one [`ScanItem`] per cell line, and a final check that the scan
 /// reported its row count and that the count matches, so a cut-off scan never passes for a
 /// short one.
+///
+/// The output is read into a buffer that whole lines are split off, so each cell's value is a
+/// slice of the bytes as they were read: one copy, the kernel's, between the shell and the
+/// decoders.
 pub struct ScanReader<R> {
     source_name: String,
     reader: R,
-    line: Vec<u8>,
+    /// Read and not yet handed on: the start of the next line.
+    buffer: BytesMut,
+    /// How much of `buffer` is known to hold no line break, so a long line is searched once.
+    searched: usize,
+    ended: bool,
     line_no: u64,
     progress: Progress,
 }
+
+/// Bytes asked of the reader at a time (a pipe gives at most 64 KiB a read).
+const READ_SIZE: usize = 256 * 1024;
+/// A new buffer's size. The lines split off it keep it alive until they are decoded, so it is
+/// a few batches' worth, not more.
+const BUFFER_SIZE: usize = 1024 * 1024;
 
 /// What the lines read so far have said.
 struct Progress {
@@ -245,13 +295,15 @@ struct Counts {
     cut_short: bool,
 }
 
-impl<R: BufRead> ScanReader<R> {
+impl<R: Read> ScanReader<R> {
     /// `source_name` says where the output comes from, for error messages.
     pub fn new(source_name: impl Into<String>, reader: R) -> Self {
         Self {
             source_name: source_name.into(),
             reader,
-            line: Vec::with_capacity(16 * 1024),
+            buffer: BytesMut::new(),
+            searched: 0,
+            ended: false,
             line_no: 0,
             progress: Progress {
                 state: State::BeforeHeader,
@@ -268,37 +320,57 @@ impl<R: BufRead> ScanReader<R> {
     /// The next cell or reject; `None` once the output has ended and checked out.
     pub fn next_item(&mut self) -> Result<Option<ScanItem>, ExtractorError> {
         loop {
-            // A line is read where it lies in the reader's buffer (1 MiB for a scan) when it
-            // is there whole, and copied out only when it spans two reads: a cell line is
-            // kilobytes, and the copy was one more pass over every byte of the scan.
-            let buffered = self
-                .reader
-                .fill_buf()
-                .map_err(|e| read_failed(&self.source_name, &e))?;
-            if buffered.is_empty() {
-                return self.at_end().map(|()| None);
-            }
-            self.line_no += 1;
-            let step = match memchr::memchr(b'\n', buffered) {
-                Some(end) => {
-                    let step = self.progress.line(self.line_no, &buffered[..=end]);
-                    self.reader.consume(end + 1);
-                    step
+            let line = match memchr::memchr(b'\n', &self.buffer[self.searched..]) {
+                Some(at) => {
+                    let end = self.searched + at + 1;
+                    self.searched = 0;
+                    self.buffer.split_to(end).freeze()
                 }
+                None if !self.ended => {
+                    self.searched = self.buffer.len();
+                    self.fill()?;
+                    continue;
+                }
+                None if self.buffer.is_empty() => return self.at_end().map(|()| None),
+                // The last line, without its line break.
                 None => {
-                    self.line.clear();
-                    self.reader
-                        .read_until(b'\n', &mut self.line)
-                        .map_err(|e| read_failed(&self.source_name, &e))?;
-                    self.progress.line(self.line_no, &self.line)
+                    self.searched = 0;
+                    self.buffer.split().freeze()
                 }
             };
-            match step {
+            self.line_no += 1;
+            match self.progress.line(self.line_no, &line) {
                 Step::Next => continue,
                 Step::Item(item) => return Ok(Some(item)),
                 Step::Error(line) => return Err(self.at_line(line)),
             }
         }
+    }
+
+    /// Reads once more onto the end of the buffer; `ended` once the output has no more.
+    fn fill(&mut self) -> Result<(), ExtractorError> {
+        if self.buffer.capacity() - self.buffer.len() < READ_SIZE {
+            // While lines split off the buffer are alive, this allocates a new one and moves
+            // only the line in progress into it; once they are gone, the old one is reused.
+            self.buffer.reserve(BUFFER_SIZE);
+        }
+        let filled = self.buffer.len();
+        // `Read` takes initialised bytes: a quarter of a megabyte zeroed while it is in cache.
+        self.buffer.resize(filled + READ_SIZE, 0);
+        let read = loop {
+            match self.reader.read(&mut self.buffer[filled..]) {
+                Ok(read) => break Ok(read),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let read = read.map_err(|e| {
+            self.buffer.truncate(filled);
+            read_failed(&self.source_name, &e)
+        })?;
+        self.buffer.truncate(filled + read);
+        self.ended = read == 0;
+        Ok(())
     }
 
     fn at_end(&mut self) -> Result<(), ExtractorError> {
@@ -366,9 +438,9 @@ enum Step {
 
 impl Progress {
     /// One line of output, with its line break if it has one (the last line may not).
-    fn line(&mut self, line_no: u64, line: &[u8]) -> Step {
+    fn line(&mut self, line_no: u64, line: &Bytes) -> Step {
         let complete = line.last() == Some(&b'\n');
-        let mut text = line;
+        let mut text: &[u8] = line;
         if complete {
             text = &text[..text.len() - 1];
         }
@@ -398,16 +470,17 @@ impl Progress {
         if !complete {
             self.counts.cut_short = true;
         }
-        Step::Item(cell(&mut self.counts, line_no, text, complete))
+        Step::Item(cell(&mut self.counts, line_no, line, text, complete))
     }
 }
 
-fn cell(counts: &mut Counts, line: u64, text: &[u8], complete: bool) -> ScanItem {
+/// The item of a cell line: `text` is `line` without its line break.
+fn cell(counts: &mut Counts, line_no: u64, line: &Bytes, text: &[u8], complete: bool) -> ScanItem {
     let reject = |row_key: Option<String>, timestamp_ms, reason: String| {
         ScanItem::Reject(Reject {
             row_key,
             timestamp_ms,
-            line: Some(line),
+            line: Some(line_no),
             reason,
         })
     };
@@ -448,22 +521,12 @@ fn cell(counts: &mut Counts, line: u64, text: &[u8], complete: bool) -> ScanItem
             );
         }
     };
-    let value = match unescape(parts.value) {
-        Ok(value) => value,
-        Err(e) => {
-            return reject(
-                Some(row_key()),
-                Some(parts.timestamp_ms),
-                format!("value: {e}"),
-            );
-        }
-    };
-    ScanItem::Cell(Cell {
+    ScanItem::Cell(Cell::printed(
         row,
-        timestamp_ms: parts.timestamp_ms,
-        value,
-        line,
-    })
+        parts.timestamp_ms,
+        line.slice_ref(parts.value),
+        line_no,
+    ))
 }
 
 #[cfg(test)]
@@ -471,22 +534,33 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Every test's scan is read whole from one buffer, where each line is read in place,
-    /// and through small buffers, where lines span reads and are copied out: one answer.
+    /// Every test's scan is read whole in one read, and a few bytes a read, as a pipe may
+    /// give it, so lines span reads: one answer.
     fn read_all(text: &str) -> (Vec<ScanItem>, Result<ScanSummary, String>) {
         let whole = read_from(text.as_bytes());
-        for capacity in [1, 7, 64] {
-            let buffered = std::io::BufReader::with_capacity(capacity, text.as_bytes());
+        for at_most in [1, 7, 64] {
             assert_eq!(
-                read_from(buffered),
+                read_from(Trickle(text.as_bytes(), at_most)),
                 whole,
-                "read through {capacity} bytes at a time"
+                "read {at_most} bytes at a time"
             );
         }
         whole
     }
 
-    fn read_from(input: impl BufRead) -> (Vec<ScanItem>, Result<ScanSummary, String>) {
+    /// Gives at most so many bytes a read.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.1).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn read_from(input: impl Read) -> (Vec<ScanItem>, Result<ScanSummary, String>) {
         let mut reader = ScanReader::new("test scan", input);
         let mut items = Vec::new();
         loop {
@@ -635,13 +709,35 @@ mod tests {
         assert_eq!(cells[0].row, b"\x8A\x01{\"id\":\"c1\"}");
         assert_eq!(cells[0].timestamp_ms, 1_710_149_402_000);
         assert_eq!(cells[0].line, 7);
-        let value = String::from_utf8(cells[0].value.clone()).expect("utf-8");
-        assert_eq!(value, r#"{"message":{"name":"Zoë €","q":"\"x\""}}"#);
-        assert_eq!(cells[1].value, b"two");
+        let value = cells[0].value().expect("valid escapes");
         assert_eq!(
-            cells[2].value, b"{}",
+            std::str::from_utf8(&value),
+            Ok(r#"{"message":{"name":"Zoë €","q":"\"x\""}}"#)
+        );
+        assert_eq!(cells[1].value().as_deref(), Ok(&b"two"[..]));
+        assert_eq!(
+            cells[2].value().as_deref(),
+            Ok(&b"{}"[..]),
             "a CR before the newline is not part of the value"
         );
+    }
+
+    #[test]
+    fn a_value_is_unescaped_where_it_is_asked_for_and_refused_there_if_broken() {
+        let (items, summary) = read_all(
+            "ROW  COLUMN+CELL\n r1 column=cf:a, timestamp=5, value=ok\\x5C\n r2 column=cf:a, timestamp=6, value=bad\\q\n2 row(s)\n",
+        );
+        assert_eq!(summary, Ok(ScanSummary { rows: 2, cells: 2 }));
+        let cells = cells(&items);
+        assert_eq!(cells[0].printed_value(), br"ok\x5C");
+        assert_eq!(cells[0].value().as_deref(), Ok(&br"ok\"[..]));
+        assert_eq!(
+            cells[1].value(),
+            Err("invalid escape at byte 3: a backslash must start `\\xHH`".to_owned())
+        );
+        let built = Cell::new(b"r".to_vec(), 1, b"a\\b\x00", 1);
+        assert_eq!(built.printed_value(), br"a\x5Cb\x00");
+        assert_eq!(built.value().as_deref(), Ok(&b"a\\b\x00"[..]));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
@@ -13,7 +13,6 @@ use intraday_core::{Collection, Window};
 use crate::ExtractorError;
 use crate::scan::{ScanItem, ScanReader, ScanSummary, escape, unescape};
 
-const READ_BUFFER: usize = 1024 * 1024;
 /// How much of the shell's stderr is kept for the error message.
 const STDERR_TAIL: usize = 8 * 1024;
 
@@ -155,10 +154,7 @@ pub fn read_scan(
         ScanSource::File(path) => {
             let file = File::open(path)
                 .map_err(|e| ExtractorError::file("opening the scan file", path, e))?;
-            let reader = ScanReader::new(
-                format!("scan file `{}`", path.display()),
-                BufReader::with_capacity(READ_BUFFER, file),
-            );
+            let reader = ScanReader::new(format!("scan file `{}`", path.display()), file);
             pump(reader, emit).map(|(summary, _)| summary)
         }
         // Ranges are the run's to split (`run::extract_in_ranges`): here the whole table.
@@ -281,7 +277,7 @@ pub fn name_range(e: ExtractorError, range: &KeyRange) -> ExtractorError {
 }
 
 /// Feeds items to `emit` until the output ends or `emit` says stop; says which.
-fn pump<R: BufRead>(
+fn pump<R: Read>(
     mut reader: ScanReader<R>,
     mut emit: impl FnMut(ScanItem) -> bool,
 ) -> Result<(ScanSummary, bool), ExtractorError> {
@@ -326,10 +322,7 @@ fn hbase_scan(
     let Some(stdout) = stdout else {
         return Err(failed("no output pipe".to_owned(), String::new()));
     };
-    let reader = ScanReader::new(
-        format!("`{shell}` scan of {table}"),
-        BufReader::with_capacity(READ_BUFFER, stdout),
-    );
+    let reader = ScanReader::new(format!("`{shell}` scan of {table}"), stdout);
     let scanned = pump(reader, emit);
     if matches!(scanned, Ok((_, false))) {
         running.kill();

@@ -263,6 +263,7 @@ async fn measure(
     let mut rows = Vec::new();
 
     // parse: find the cell lines and split each at its separators.
+    let scan = bytes::Bytes::from(scan);
     let lines: Vec<&[u8]> = scan
         .split(|&b| b == b'\n')
         .filter(|l| l.starts_with(b" "))
@@ -280,16 +281,17 @@ async fn measure(
         note: "scan text".to_owned(),
     });
 
-    // unescape: row keys and values back to bytes.
+    // unescape: row keys back to bytes; a value stays a slice of the scan, as the reader
+    // hands it on, and is unescaped when its envelope is read.
     let started = Instant::now();
     let mut cells = Vec::with_capacity(parts.len());
     for (i, p) in parts.iter().enumerate() {
-        cells.push(Cell {
-            row: unescape(p.row).map_err(|e| format!("unescape: {e}"))?,
-            timestamp_ms: p.timestamp_ms,
-            value: unescape(p.value).map_err(|e| format!("unescape: {e}"))?,
-            line: i as u64 + 1,
-        });
+        cells.push(Cell::printed(
+            unescape(p.row).map_err(|e| format!("unescape: {e}"))?,
+            p.timestamp_ms,
+            scan.slice_ref(p.value),
+            i as u64 + 1,
+        ));
     }
     rows.push(Row {
         stage: "unescape".to_owned(),
@@ -303,7 +305,7 @@ async fn measure(
     drop(scan);
 
     // envelope: the JSON envelope and the base64 ciphertext.
-    let value_bytes: u64 = cells.iter().map(|c| c.value.len() as u64).sum();
+    let value_bytes: u64 = cells.iter().map(|c| c.printed_value().len() as u64).sum();
     let started = Instant::now();
     let mut sealed = Vec::with_capacity(cells.len());
     for cell in cells {
