@@ -661,11 +661,10 @@ impl Lanes {
     }
 
     fn add(&mut self) {
-        let mut lane = Lane {
+        let sink = Sink {
             settings: self.settings,
             prefix: self.prefix.clone(),
             tags: self.tags.clone(),
-            roller: Some(Roller::new(self.settings)),
             current: None,
             next_file: self.next_file.clone(),
             files: Vec::new(),
@@ -677,10 +676,11 @@ impl Lanes {
         );
         self.tasks.push(tokio::spawn(
             async move {
+                let mut lane = Lane::start(sink, output);
                 loop {
                     let next = receiver.lock().await.recv().await;
                     let Some(records) = next else { break };
-                    if let Err(e) = lane.records(&output, records).await {
+                    if let Err(e) = lane.records(records).await {
                         lane.abort().await;
                         return Err(e);
                     }
@@ -689,7 +689,7 @@ impl Lanes {
                     lane.abort().await;
                     return Ok(Vec::new());
                 }
-                lane.finish(&output).await
+                lane.finish().await
             }
             .in_current_span(),
         ));
@@ -748,23 +748,27 @@ impl Lanes {
     }
 }
 
-/// One encoder: the file in progress and the files it has finished.
+/// One encoder, and the task that writes what it encodes: a row group's bytes go to the
+/// output (a file, an S3 upload) while the next records are encoded, so neither waits for
+/// the other, and a lane's last row groups do not leave a core idle while they are written.
 struct Lane {
-    settings: WriterSettings,
-    prefix: String,
-    tags: Vec<(String, String)>,
     roller: Option<Roller>,
-    current: Option<ObjectWriter>,
-    next_file: Arc<AtomicU32>,
-    files: Vec<FileWritten>,
+    /// Encoded bytes for the writer; one batch of them waits while another is written.
+    chunks: Option<mpsc::Sender<Vec<Chunk>>>,
+    writer: Option<JoinHandle<Result<Vec<FileWritten>, ExtractorError>>>,
 }
 
 impl Lane {
-    async fn records(
-        &mut self,
-        output: &Output,
-        records: Vec<Record>,
-    ) -> Result<(), ExtractorError> {
+    fn start(sink: Sink, output: Output) -> Self {
+        let (chunks, received) = mpsc::channel(1);
+        Self {
+            roller: Some(Roller::new(sink.settings)),
+            chunks: Some(chunks),
+            writer: Some(tokio::spawn(sink.run(output, received).in_current_span())),
+        }
+    }
+
+    async fn records(&mut self, records: Vec<Record>) -> Result<(), ExtractorError> {
         let mut roller = self
             .roller
             .take()
@@ -779,7 +783,84 @@ impl Lane {
         .await
         .map_err(worker_died)??;
         self.roller = Some(roller);
-        self.apply(output, chunks).await
+        self.hand_on(chunks).await
+    }
+
+    async fn hand_on(&mut self, chunks: Vec<Chunk>) -> Result<(), ExtractorError> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let sent = match &self.chunks {
+            Some(sender) => sender.send(chunks).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The writer has stopped: its error says why.
+        self.chunks = None;
+        match self.writer.take() {
+            Some(writer) => match writer.await.map_err(worker_died)? {
+                Err(e) => Err(e),
+                Ok(_) => Err(ExtractorError::Worker(
+                    "the writer stopped early".to_owned(),
+                )),
+            },
+            None => Err(ExtractorError::Worker("the writer was lost".to_owned())),
+        }
+    }
+
+    /// Closes the file in progress and waits for everything to be written.
+    async fn finish(mut self) -> Result<Vec<FileWritten>, ExtractorError> {
+        if let Some(roller) = self.roller.take() {
+            let chunks = tokio::task::spawn_blocking(move || roller.finish())
+                .await
+                .map_err(worker_died)??;
+            self.hand_on(chunks).await?;
+        }
+        self.chunks = None;
+        match self.writer.take() {
+            Some(writer) => writer.await.map_err(worker_died)?,
+            None => Err(ExtractorError::Worker("the writer was lost".to_owned())),
+        }
+    }
+
+    /// Stops the writer, which abandons the file in progress.
+    async fn abort(&mut self) {
+        self.chunks = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.await;
+        }
+    }
+}
+
+/// Where a lane's bytes go: the file in progress and the files it has finished.
+struct Sink {
+    settings: WriterSettings,
+    prefix: String,
+    tags: Vec<(String, String)>,
+    current: Option<ObjectWriter>,
+    next_file: Arc<AtomicU32>,
+    files: Vec<FileWritten>,
+}
+
+impl Sink {
+    /// Writes until the lane stops sending. A file still open then was not finished by the
+    /// lane (it stopped on an error, or was cancelled), so it is abandoned: nothing of it
+    /// stays visible.
+    async fn run(
+        mut self,
+        output: Output,
+        mut received: mpsc::Receiver<Vec<Chunk>>,
+    ) -> Result<Vec<FileWritten>, ExtractorError> {
+        while let Some(chunks) = received.recv().await {
+            if let Err(e) = self.apply(&output, chunks).await {
+                self.abort().await;
+                return Err(e);
+            }
+        }
+        self.abort().await;
+        Ok(self.files)
     }
 
     async fn apply(&mut self, output: &Output, chunks: Vec<Chunk>) -> Result<(), ExtractorError> {
@@ -821,16 +902,6 @@ impl Lane {
             }
         }
         Ok(())
-    }
-
-    async fn finish(mut self, output: &Output) -> Result<Vec<FileWritten>, ExtractorError> {
-        if let Some(roller) = self.roller.take() {
-            let chunks = tokio::task::spawn_blocking(move || roller.finish())
-                .await
-                .map_err(worker_died)??;
-            self.apply(output, chunks).await?;
-        }
-        Ok(self.files)
     }
 
     async fn abort(&mut self) {
