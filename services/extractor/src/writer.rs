@@ -534,6 +534,40 @@ mod tests {
     }
 
     #[test]
+    fn several_row_groups_read_back_whole_with_their_statistics() {
+        // About 3 MB of records in row groups of 1 MB.
+        let records: Vec<Record> = (0..3000)
+            .map(|i| record(i, &format!(r#"{{"n":{i},"pad":"{}"}}"#, noise(i, 1000))))
+            .collect();
+        let mut settings = WriterSettings::new(OutputFormat::Parquet, 128 << 20);
+        settings.row_group_bytes = 1 << 20;
+        let files = files(all_chunks(settings, &records));
+        assert_eq!(files.len(), 1);
+        let bytes = files[0].0.clone();
+        let reader = SerializedFileReader::new(hyper::body::Bytes::from(bytes.clone()))
+            .expect("a Parquet file");
+        let groups = reader.metadata().row_groups();
+        assert!(groups.len() >= 3, "{} row groups", groups.len());
+        let mut first = 0;
+        for group in groups {
+            let rows = usize::try_from(group.num_rows()).expect("rows");
+            let ids = &records[first..first + rows];
+            let stats = group.column(0).statistics().expect("id statistics");
+            let min = ids.iter().map(|r| r.id.as_bytes()).min().expect("ids");
+            let max = ids.iter().map(|r| r.id.as_bytes()).max().expect("ids");
+            assert_eq!(stats.min_bytes_opt(), Some(min));
+            assert_eq!(stats.max_bytes_opt(), Some(max));
+            assert!(
+                group.column(2).statistics().is_none(),
+                "no record statistics"
+            );
+            first += rows;
+        }
+        assert_eq!(first, records.len());
+        assert_eq!(read_parquet(bytes), records);
+    }
+
+    #[test]
     fn csv_gzip_quotes_and_keeps_one_record_per_line() {
         let records = vec![
             record(1, "{\"a\":\"say \\\"hi\\\"\",\n  \"b\": [1,\r\n2]}"),
