@@ -271,8 +271,9 @@ pub struct ScanReader<R> {
     progress: Progress,
 }
 
-/// Bytes asked of the reader at a time (a pipe gives at most 64 KiB a read).
-const READ_SIZE: usize = 256 * 1024;
+/// Bytes asked of the reader at a time: what a pipe gives at most in one read (Linux's
+/// default pipe capacity), so the bytes zeroed for a read are nearly all read into.
+const READ_SIZE: usize = 64 * 1024;
 /// A new buffer's size. The lines split off it keep it alive until they are decoded, so it is
 /// a few batches' worth, not more.
 const BUFFER_SIZE: usize = 1024 * 1024;
@@ -355,7 +356,7 @@ impl<R: Read> ScanReader<R> {
             self.buffer.reserve(BUFFER_SIZE);
         }
         let filled = self.buffer.len();
-        // `Read` takes initialised bytes: a quarter of a megabyte zeroed while it is in cache.
+        // `Read` takes initialised bytes: zeroed just before they are read into, in cache.
         self.buffer.resize(filled + READ_SIZE, 0);
         let read = loop {
             match self.reader.read(&mut self.buffer[filled..]) {
