@@ -277,19 +277,43 @@ impl ObjectWriter {
                 path,
                 mut file,
             } => {
-                file.flush()
+                let synced = file
+                    .flush()
                     .and_then(|()| file.sync_all())
-                    .map_err(|e| ExtractorError::file("writing", &temporary, e))?;
+                    .map_err(|e| ExtractorError::file("writing", &temporary, e));
                 drop(file);
-                fs::rename(&temporary, &path)
-                    .map_err(|e| ExtractorError::file("renaming into place", &path, e))?;
+                let placed = synced.and_then(|()| {
+                    fs::rename(&temporary, &path)
+                        .map_err(|e| ExtractorError::file("renaming into place", &path, e))
+                });
+                if let Err(e) = placed {
+                    // As an aborted upload: nothing of a file that failed stays behind.
+                    let _ = fs::remove_file(&temporary);
+                    return Err(e);
+                }
             }
             Target::S3(mut upload) => {
                 // The last part may be small, and S3 needs at least one part.
-                if !self.pending.is_empty() || self.parts == 0 {
-                    upload.upload_part(self.pending).await?;
+                let last_part = if !self.pending.is_empty() || self.parts == 0 {
+                    upload.upload_part(self.pending).await
+                } else {
+                    Ok(())
+                };
+                let completed = match last_part {
+                    Ok(()) => upload.complete().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = completed {
+                    // The writer is gone once it is finishing, so nobody else can abort the
+                    // upload: without this its parts stay, unseen and billed, until a
+                    // lifecycle rule removes them. (An upload whose completion took effect
+                    // before its answer was lost is not an upload any more; aborting it
+                    // then fails with NoSuchUpload and changes nothing.)
+                    if let Err(abort) = upload.abort().await {
+                        tracing::warn!(key = %self.key, error = %abort, "could not abort an upload; a bucket lifecycle rule for incomplete uploads will remove it");
+                    }
+                    return Err(e.into());
                 }
-                upload.complete().await?;
             }
         }
         Ok(Written {

@@ -10,6 +10,7 @@ use intraday_extractor::loopback_dks::LoopbackDks;
 use intraday_extractor::output::{Output, PART_SIZE};
 use intraday_extractor::synth;
 use intraday_testkit as kit;
+use intraday_testkit::faults::{Fault, FaultProxy};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use sha2::{Digest, Sha256};
 
@@ -305,6 +306,70 @@ async fn moto_the_extractor_writes_tagged_files_and_the_manifest_to_s3() {
             "data/core_claimant/run=20240311-1030/part-scheduled-20240311-1030-00000.parquet"
         ],
         "the stale file is gone; another run's file in the same minute stays"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// S3 refusing every part: the encoder's writer task fails, the step fails naming the call,
+/// and nothing is left behind, neither a data file, nor a manifest, nor an open upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_a_part_s3_refuses_fails_the_step_and_leaves_nothing() {
+    let aws = kit::aws().await;
+    let bucket = kit::bucket(&aws).await;
+    let objects = Objects::new(aws.s3());
+    let proxy = FaultProxy::start(kit::moto()).await.expect("proxy");
+    // More refusals than the SDK's attempts: every UploadPart of the run fails.
+    proxy.fault_next("UploadPart", 1000, Fault::Refuse);
+    let dks = LoopbackDks::start().await.expect("dks");
+    let keys = synth::keys(2, 23);
+    for key in &keys {
+        dks.add_key(&key.encrypted_key, &key.plaintext);
+    }
+    let dir = std::env::temp_dir().join(kit::unique("extractor-s3-refused"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let records = synth::records(300, 1024, keys.len(), START, 3);
+    let mut text = Vec::new();
+    synth::write_scan(&mut text, &records, &keys, 3).expect("scan");
+    let scan = dir.join("claimant.scan");
+    std::fs::write(&scan, text).expect("write");
+
+    let output = run_binary(vec![
+        "--correlation-id".into(),
+        "scheduled-20240311-1030".into(),
+        "--trigger-time-ms".into(),
+        "1710153000000".into(),
+        "--collection".into(),
+        format!("db.core.claimant:{START}:{END}"),
+        "--scan-file".into(),
+        format!("db.core.claimant={}", scan.display()),
+        "--output".into(),
+        format!("s3://{bucket}/data"),
+        "--dks-url".into(),
+        dks.url(),
+        "--region".into(),
+        kit::REGION.into(),
+        "--endpoint-url".into(),
+        proxy.endpoint(),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the step must fail: {stderr}");
+    assert!(stderr.contains("UploadPart"), "{stderr}");
+    assert!(proxy.calls("UploadPart") > 0, "the part was tried");
+
+    let listed = objects.list(&uri(&bucket, "data/")).await.expect("list");
+    assert!(listed.is_empty(), "nothing is published: {listed:?}");
+    let open = aws
+        .s3()
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("list uploads");
+    assert!(
+        open.uploads().is_empty(),
+        "the failed upload is aborted: {:?}",
+        open.uploads()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -284,7 +284,9 @@ impl MultipartUpload {
         Ok(())
     }
 
-    pub async fn complete(self) -> Result<(), AwsError> {
+    /// Completes the upload. It is not consumed, so that a caller whose completion failed
+    /// can still abort it.
+    pub async fn complete(&self) -> Result<(), AwsError> {
         // Repeat: when the first answer is lost the SDK sends it again, and the repeat can find
         // the upload already completed and answer NoSuchUpload (moto does; S3 documents
         // NoSuchUpload for an upload that "might have been aborted or completed":
