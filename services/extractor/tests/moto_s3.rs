@@ -48,6 +48,35 @@ async fn assert_the_rejects_file(
     );
 }
 
+/// A data key service on loopback that knows `count` synthetic keys, and the keys.
+async fn dks_with_keys(count: usize, seed: u64) -> (LoopbackDks, Vec<synth::SynthKey>) {
+    let dks = LoopbackDks::start().await.expect("dks");
+    let keys = synth::keys(count, seed);
+    for key in &keys {
+        dks.add_key(&key.encrypted_key, &key.plaintext);
+    }
+    (dks, keys)
+}
+
+/// The shell's output for `count` records of `size`-byte documents under `keys`.
+fn scan_text(count: usize, size: usize, keys: &[synth::SynthKey], seed: u64) -> String {
+    let records = synth::records(count, size, keys.len(), START, seed);
+    let mut text = Vec::new();
+    synth::write_scan(&mut text, &records, keys, seed).expect("scan");
+    String::from_utf8(text).expect("utf-8")
+}
+
+/// A saved scan of `count` records of `size`-byte documents under `keys`, at `path`.
+fn write_scan(
+    path: &std::path::Path,
+    count: usize,
+    size: usize,
+    keys: &[synth::SynthKey],
+    seed: u64,
+) {
+    std::fs::write(path, scan_text(count, size, keys, seed)).expect("write");
+}
+
 /// A saved scan of `count` records, then one cell (row `broken`) whose value is not JSON: a
 /// reject, counted in the `N row(s)` line as the shell would.
 fn write_scan_with_a_reject(
@@ -57,10 +86,7 @@ fn write_scan_with_a_reject(
     keys: &[synth::SynthKey],
     seed: u64,
 ) {
-    let records = synth::records(count, size, keys.len(), START, seed);
-    let mut text = Vec::new();
-    synth::write_scan(&mut text, &records, keys, seed).expect("scan");
-    let text = String::from_utf8(text).expect("utf-8").replacen(
+    let text = scan_text(count, size, keys, seed).replacen(
         &format!("{count} row(s)"),
         &format!(
             "{}\n{} row(s)",
@@ -179,19 +205,12 @@ async fn moto_the_extractor_writes_tagged_files_and_the_manifest_to_s3() {
     let aws = kit::aws().await;
     let bucket = kit::bucket(&aws).await;
     let objects = Objects::new(aws.s3());
-    let dks = LoopbackDks::start().await.expect("dks");
-    let keys = synth::keys(2, 21);
-    for key in &keys {
-        dks.add_key(&key.encrypted_key, &key.plaintext);
-    }
+    let (dks, keys) = dks_with_keys(2, 21).await;
     let dir = std::env::temp_dir().join(kit::unique("extractor-s3"));
     std::fs::create_dir_all(&dir).expect("dir");
 
-    let claimants = synth::records(120, 1024, keys.len(), START, 1);
-    let mut text = Vec::new();
-    synth::write_scan(&mut text, &claimants, &keys, 1).expect("scan");
     let claimant_scan = dir.join("claimant.scan");
-    std::fs::write(&claimant_scan, text).expect("write");
+    write_scan(&claimant_scan, 120, 1024, &keys, 1);
 
     // The second collection has one reject, allowed by --max-rejects.
     let statement_scan = dir.join("statement.scan");
@@ -320,18 +339,11 @@ async fn moto_a_part_s3_refuses_fails_the_step_and_leaves_nothing() {
     let proxy = FaultProxy::start(kit::moto()).await.expect("proxy");
     // More refusals than the SDK's attempts: every UploadPart of the run fails.
     proxy.fault_next("UploadPart", 1000, Fault::Refuse);
-    let dks = LoopbackDks::start().await.expect("dks");
-    let keys = synth::keys(2, 23);
-    for key in &keys {
-        dks.add_key(&key.encrypted_key, &key.plaintext);
-    }
+    let (dks, keys) = dks_with_keys(2, 23).await;
     let dir = std::env::temp_dir().join(kit::unique("extractor-s3-refused"));
     std::fs::create_dir_all(&dir).expect("dir");
-    let records = synth::records(300, 1024, keys.len(), START, 3);
-    let mut text = Vec::new();
-    synth::write_scan(&mut text, &records, &keys, 3).expect("scan");
     let scan = dir.join("claimant.scan");
-    std::fs::write(&scan, text).expect("write");
+    write_scan(&scan, 300, 1024, &keys, 3);
 
     let output = run_binary(vec![
         "--correlation-id".into(),
@@ -382,9 +394,7 @@ async fn moto_a_run_in_tasks_commits_one_manifest_and_one_rejects_file_to_s3() {
     let aws = kit::aws().await;
     let bucket = kit::bucket(&aws).await;
     let objects = Objects::new(aws.s3());
-    let dks = LoopbackDks::start().await.expect("dks");
-    let keys = synth::keys(1, 33);
-    dks.add_key(&keys[0].encrypted_key, &keys[0].plaintext);
+    let (dks, keys) = dks_with_keys(1, 33).await;
     let dir = std::env::temp_dir().join(kit::unique("extractor-s3-tasks"));
     std::fs::create_dir_all(&dir).expect("dir");
     let scan = dir.join("statement.scan");
