@@ -268,53 +268,41 @@ impl ObjectWriter {
         }
     }
 
-    /// Completes the object and says what was written.
-    pub async fn finish(self) -> Result<Written, ExtractorError> {
-        let sha256 = hex(&self.hasher.finalize());
-        match self.target {
+    /// Completes the object and says what was written. An object that cannot be completed
+    /// is abandoned as [`ObjectWriter::abort`] does: the writer is gone once it is finishing,
+    /// so nobody else could, and an upload left open keeps its parts, unseen and billed,
+    /// until a lifecycle rule removes them. (An upload whose completion took effect before
+    /// its answer was lost is not an upload any more; aborting it then fails with
+    /// NoSuchUpload and changes nothing.)
+    pub async fn finish(mut self) -> Result<Written, ExtractorError> {
+        let sha256 = hex(&std::mem::take(&mut self.hasher).finalize());
+        let (pending, parts) = (std::mem::take(&mut self.pending), self.parts);
+        let completed = match &mut self.target {
             Target::Local {
                 temporary,
                 path,
-                mut file,
-            } => {
-                let synced = file
-                    .flush()
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| ExtractorError::file("writing", &temporary, e));
-                drop(file);
-                let placed = synced.and_then(|()| {
-                    fs::rename(&temporary, &path)
-                        .map_err(|e| ExtractorError::file("renaming into place", &path, e))
-                });
-                if let Err(e) = placed {
-                    // As an aborted upload: nothing of a file that failed stays behind.
-                    let _ = fs::remove_file(&temporary);
-                    return Err(e);
-                }
-            }
-            Target::S3(mut upload) => {
+                file,
+            } => file
+                .flush()
+                .and_then(|()| file.sync_all())
+                .map_err(|e| ExtractorError::file("writing", &*temporary, e))
+                .and_then(|()| {
+                    fs::rename(&*temporary, &*path)
+                        .map_err(|e| ExtractorError::file("renaming into place", &*path, e))
+                }),
+            Target::S3(upload) => async {
                 // The last part may be small, and S3 needs at least one part.
-                let last_part = if !self.pending.is_empty() || self.parts == 0 {
-                    upload.upload_part(self.pending).await
-                } else {
-                    Ok(())
-                };
-                let completed = match last_part {
-                    Ok(()) => upload.complete().await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = completed {
-                    // The writer is gone once it is finishing, so nobody else can abort the
-                    // upload: without this its parts stay, unseen and billed, until a
-                    // lifecycle rule removes them. (An upload whose completion took effect
-                    // before its answer was lost is not an upload any more; aborting it
-                    // then fails with NoSuchUpload and changes nothing.)
-                    if let Err(abort) = upload.abort().await {
-                        tracing::warn!(key = %self.key, error = %abort, "could not abort an upload; a bucket lifecycle rule for incomplete uploads will remove it");
-                    }
-                    return Err(e.into());
+                if !pending.is_empty() || parts == 0 {
+                    upload.upload_part(pending).await?;
                 }
+                upload.complete().await
             }
+            .await
+            .map_err(ExtractorError::from),
+        };
+        if let Err(e) = completed {
+            self.target.abandon(&self.key).await;
+            return Err(e);
         }
         Ok(Written {
             key: self.key,
@@ -325,13 +313,20 @@ impl ObjectWriter {
 
     /// Abandons the object: nothing of it stays visible.
     pub async fn abort(self) {
-        match self.target {
+        self.target.abandon(&self.key).await;
+    }
+}
+
+impl Target {
+    /// Removes what was written of an object that will not be completed.
+    async fn abandon(self, key: &str) {
+        match self {
             Target::Local { temporary, .. } => {
                 let _ = fs::remove_file(temporary);
             }
             Target::S3(upload) => {
                 if let Err(e) = upload.abort().await {
-                    tracing::warn!(key = %self.key, error = %e, "could not abort an upload; a bucket lifecycle rule for incomplete uploads will remove it");
+                    tracing::warn!(key = %key, error = %e, "could not abort an upload; a bucket lifecycle rule for incomplete uploads will remove it");
                 }
             }
         }
@@ -357,6 +352,41 @@ mod tests {
         ));
         let _ = fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[tokio::test]
+    async fn a_local_file_that_cannot_be_put_in_place_leaves_nothing_behind() {
+        let dir = temp_dir("unplaceable");
+        let output = Output::local(&dir).expect("dir");
+        let key = "core_claimant/run=20240311-1030/part-00000.parquet";
+        let mut writer = output.create(key, "x", &[]).await.expect("create");
+        writer.write(b"hello".to_vec()).await.expect("write");
+        // A directory with something in it where the file should go: the rename fails.
+        let in_the_way = dir.join(key);
+        fs::create_dir_all(in_the_way.join("occupied")).expect("a directory in the way");
+        let err = writer
+            .finish()
+            .await
+            .expect_err("the rename fails")
+            .to_string();
+        assert!(err.contains("renaming into place"), "{err}");
+        let parent = in_the_way.parent().expect("a parent");
+        let left: Vec<String> = fs::read_dir(parent)
+            .expect("list")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(
+            left,
+            ["part-00000.parquet"],
+            "only the directory in the way"
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
