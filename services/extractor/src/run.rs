@@ -800,14 +800,18 @@ impl Lane {
             return Ok(());
         }
         // The writer has stopped: its error says why.
+        self.join_writer().await?;
+        Err(ExtractorError::Worker(
+            "the writer stopped early".to_owned(),
+        ))
+    }
+
+    /// Tells the writer nothing more comes and waits for it: the files it finished, or why
+    /// it failed.
+    async fn join_writer(&mut self) -> Result<Vec<FileWritten>, ExtractorError> {
         self.chunks = None;
         match self.writer.take() {
-            Some(writer) => match writer.await.map_err(worker_died)? {
-                Err(e) => Err(e),
-                Ok(_) => Err(ExtractorError::Worker(
-                    "the writer stopped early".to_owned(),
-                )),
-            },
+            Some(writer) => writer.await.map_err(worker_died)?,
             None => Err(ExtractorError::Worker("the writer was lost".to_owned())),
         }
     }
@@ -820,19 +824,12 @@ impl Lane {
                 .map_err(worker_died)??;
             self.hand_on(chunks).await?;
         }
-        self.chunks = None;
-        match self.writer.take() {
-            Some(writer) => writer.await.map_err(worker_died)?,
-            None => Err(ExtractorError::Worker("the writer was lost".to_owned())),
-        }
+        self.join_writer().await
     }
 
     /// Stops the writer, which abandons the file in progress.
     async fn abort(&mut self) {
-        self.chunks = None;
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.await;
-        }
+        let _ = self.join_writer().await;
     }
 }
 
