@@ -170,10 +170,8 @@ impl Roller {
     /// in progress, compressor state) come out later.
     pub fn drain(&mut self) -> Vec<Chunk> {
         if let Some(encoder) = &mut self.current {
-            let bytes = encoder.take_bytes();
-            if !bytes.is_empty() {
-                self.chunks.push(Chunk::Bytes(bytes));
-            }
+            let pieces = encoder.take_bytes();
+            self.chunks.extend(pieces.into_iter().map(Chunk::Bytes));
         }
         std::mem::take(&mut self.chunks)
     }
@@ -187,10 +185,8 @@ impl Roller {
     fn close_file(&mut self) -> Result<(), ExtractorError> {
         if let Some(encoder) = self.current.take() {
             let records = encoder.records();
-            let bytes = encoder.finish()?;
-            if !bytes.is_empty() {
-                self.chunks.push(Chunk::Bytes(bytes));
-            }
+            let pieces = encoder.finish()?;
+            self.chunks.extend(pieces.into_iter().map(Chunk::Bytes));
             self.chunks.push(Chunk::EndFile { records });
         }
         Ok(())
@@ -231,17 +227,19 @@ impl Encoder {
         }
     }
 
-    fn take_bytes(&mut self) -> Vec<u8> {
+    /// The bytes encoded so far, in order, none of them empty.
+    fn take_bytes(&mut self) -> Vec<Vec<u8>> {
         match self {
-            Encoder::Parquet(p) => std::mem::take(p.writer.inner_mut()),
-            Encoder::Csv(c) => c.take_bytes(),
+            Encoder::Parquet(p) => p.writer.inner_mut().take(),
+            Encoder::Csv(c) => non_empty(c.take_bytes()),
         }
     }
 
-    fn finish(self) -> Result<Vec<u8>, ExtractorError> {
+    /// The rest of the file's bytes, in order, none of them empty.
+    fn finish(self) -> Result<Vec<Vec<u8>>, ExtractorError> {
         match self {
             Encoder::Parquet(p) => p.finish(),
-            Encoder::Csv(c) => c.finish(),
+            Encoder::Csv(c) => c.finish().map(non_empty),
         }
     }
 }
@@ -263,8 +261,58 @@ pub fn parquet_properties(codec: Codec) -> Result<WriterProperties, ExtractorErr
         .build())
 }
 
+fn non_empty(bytes: Vec<u8>) -> Vec<Vec<u8>> {
+    if bytes.is_empty() {
+        Vec::new()
+    } else {
+        vec![bytes]
+    }
+}
+
+/// A file's encoded bytes, kept in pieces of about [`PIECE_BYTES`] rather than one vector.
+/// A growing vector is copied whole each time it doubles, into memory never touched before:
+/// the pieces measured 4-5% faster end to end on one core (BENCH.md, "Row groups").
+#[derive(Default)]
+struct Pieces {
+    full: Vec<Vec<u8>>,
+    current: Vec<u8>,
+}
+
+/// Most Parquet pages compress to well under this, so a piece holds several.
+const PIECE_BYTES: usize = 1024 * 1024;
+
+impl Pieces {
+    fn take(&mut self) -> Vec<Vec<u8>> {
+        let mut pieces = std::mem::take(&mut self.full);
+        if !self.current.is_empty() {
+            pieces.push(std::mem::take(&mut self.current));
+        }
+        pieces
+    }
+}
+
+impl Write for Pieces {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.current.capacity() - self.current.len() < bytes.len() {
+            let full = std::mem::replace(
+                &mut self.current,
+                Vec::with_capacity(bytes.len().max(PIECE_BYTES)),
+            );
+            if !full.is_empty() {
+                self.full.push(full);
+            }
+        }
+        self.current.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 struct ParquetEncoder {
-    writer: SerializedFileWriter<Vec<u8>>,
+    writer: SerializedFileWriter<Pieces>,
     ids: Vec<ByteArray>,
     timestamps: Vec<i64>,
     documents: Vec<ByteArray>,
@@ -279,7 +327,7 @@ impl ParquetEncoder {
     fn new(settings: &WriterSettings) -> Result<Self, ExtractorError> {
         let schema = Arc::new(parse_message_type(SCHEMA).map_err(parquet_error)?);
         let writer = SerializedFileWriter::new(
-            Vec::new(),
+            Pieces::default(),
             schema,
             Arc::new(parquet_properties(settings.codec)?),
         )
@@ -351,10 +399,10 @@ impl ParquetEncoder {
             && self.writer.bytes_written() as u64 + self.last_group_size > self.file_size
     }
 
-    fn finish(mut self) -> Result<Vec<u8>, ExtractorError> {
+    fn finish(mut self) -> Result<Vec<Vec<u8>>, ExtractorError> {
         self.write_group()?;
         self.writer.finish().map_err(parquet_error)?;
-        Ok(std::mem::take(self.writer.inner_mut()))
+        Ok(self.writer.inner_mut().take())
     }
 }
 
@@ -656,6 +704,29 @@ mod tests {
         ] {
             assert!(bad.parse::<Codec>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn pieces_keep_every_byte_in_order_and_no_piece_is_empty() {
+        let mut pieces = Pieces::default();
+        let writes: Vec<Vec<u8>> = [0, 10, PIECE_BYTES - 20, 30, 3 * PIECE_BYTES, 1, 0, 7]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| vec![i as u8; len])
+            .collect();
+        let mut taken = Vec::new();
+        for (i, bytes) in writes.iter().enumerate() {
+            pieces.write_all(bytes).expect("in memory");
+            if i == 3 {
+                taken.extend(pieces.take());
+            }
+        }
+        taken.extend(pieces.take());
+        assert!(taken.iter().all(|piece| !piece.is_empty()));
+        // The large write is a piece of its own, not copied into a smaller one.
+        assert!(taken.iter().any(|piece| piece.len() == 3 * PIECE_BYTES));
+        assert_eq!(taken.concat(), writes.concat());
+        assert!(pieces.take().is_empty());
     }
 
     #[test]
