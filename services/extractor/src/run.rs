@@ -33,8 +33,9 @@ const BATCH_CELLS: usize = 512;
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Scan batches queued between the reader and the decoders, for all collections running.
 const QUEUED_BATCHES: usize = 4;
-/// The smallest row group an encoder is given when several share the budget: smaller ones
-/// compress worse and cost more per file to read.
+/// The smallest row group an encoder is given when several share the budget: zstd compresses
+/// pages, so smaller ones would compress as well, but readers would fetch shorter column
+/// chunks, each with its own footer entry.
 const MIN_ROW_GROUP_BYTES: usize = 8 * 1024 * 1024;
 
 /// One collection to extract.
