@@ -33,10 +33,6 @@ const BATCH_CELLS: usize = 512;
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Scan batches queued between the reader and the decoders, for all collections running.
 const QUEUED_BATCHES: usize = 4;
-/// The smallest row group an encoder is given when several share the budget: zstd compresses
-/// pages, so smaller ones would compress as well, but readers would fetch shorter column
-/// chunks, each with its own footer entry.
-const MIN_ROW_GROUP_BYTES: usize = 8 * 1024 * 1024;
 
 /// One collection to extract.
 #[derive(Debug, Clone)]
@@ -60,12 +56,12 @@ pub struct RunConfig {
     /// Batches decoded at once.
     pub workers: usize,
     /// Encoders per collection, each writing files of its own: the encoding is spread over
-    /// as many cores. Each holds one row group, so the row-group budget is shared among them.
+    /// as many cores. Each holds one row group (at most [`crate::writer::MAX_ROW_GROUP_BYTES`]
+    /// of records), so the writers' memory grows with the workers, not with the scan.
     pub encoders: usize,
     /// Collections extracted at the same time. The workers are shared among them (each gets
-    /// `workers / collections_at_once`, at least one), and so are the row-group budget and
-    /// the scan queue, so memory stays bounded however many run (BENCH.md: two at once
-    /// peaked at 161 MiB where one peaked at 110).
+    /// `workers / collections_at_once`, at least one), and so is the scan queue, so memory
+    /// stays bounded however many run.
     pub collections_at_once: usize,
     pub jobs: Vec<CollectionJob>,
 }
@@ -621,7 +617,7 @@ struct Lanes {
     tags: Vec<(String, String)>,
     output: Output,
     max: usize,
-    /// Record bytes handed on so far: a collection smaller than the smallest row group stays
+    /// Record bytes handed on so far: a collection smaller than one row group stays
     /// with one encoder, so it stays one file.
     handed: usize,
     tasks: Vec<JoinHandle<Result<Vec<FileWritten>, ExtractorError>>>,
@@ -640,11 +636,6 @@ impl Lanes {
         let max = config.encoders.max(1);
         let mut settings = WriterSettings::new(config.format, config.file_size);
         settings.codec = config.codec;
-        // One row group in memory per encoder, of every collection running: together no
-        // more than one encoder had.
-        settings.row_group_bytes = (settings.row_group_bytes
-            / (max * config.collections_at_once.max(1)))
-        .max(MIN_ROW_GROUP_BYTES);
         let (queue, receiver) = mpsc::channel::<Vec<Record>>(1);
         let mut lanes = Self {
             queue,
@@ -699,7 +690,7 @@ impl Lanes {
     }
 
     /// Hands a batch to the next free encoder, adding one if all are busy and the collection
-    /// has already passed the smallest row group's worth; false once the encoders have
+    /// has already passed one row group's worth; false once the encoders have
     /// stopped.
     async fn send(&mut self, records: Vec<Record>) -> bool {
         self.handed += records
@@ -709,7 +700,7 @@ impl Lanes {
         match self.queue.try_send(records) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(records)) => {
-                if self.tasks.len() < self.max && self.handed >= MIN_ROW_GROUP_BYTES {
+                if self.tasks.len() < self.max && self.handed >= self.settings.row_group_bytes {
                     self.add();
                 }
                 self.queue.send(records).await.is_ok()

@@ -26,13 +26,13 @@ const SCHEMA: &str = "message record {
     REQUIRED BYTE_ARRAY record (UTF8);
 }";
 
-/// The largest row group, counted in record bytes before compression: a row group is held
-/// in memory until it is complete, so this bounds the writer's memory. 16 MiB (about 3 MiB
-/// once compressed) measured 5-7% faster end to end than 64 MiB, with a third of the peak
-/// memory: the allocator reuses a small row group's memory for the next, where a large one
-/// kept touching pages it had never used (BENCH.md, "Row groups"). Pages, not row groups,
-/// are what zstd compresses, so files are no larger.
-pub const MAX_ROW_GROUP_BYTES: usize = 16 * 1024 * 1024;
+/// The largest row group, counted in record bytes before compression (about 1.5 MiB once
+/// compressed). Each encoder holds one until it is complete, so the writers hold this much
+/// per encoder. 8 MiB ran 5-10% faster end to end than 64 MiB, and its peak memory stayed
+/// flat as scans grew, where 16 MiB and more kept growing: the allocator reuses a small row
+/// group's memory for the next (BENCH.md, "Row groups and the allocator"). zstd compresses
+/// pages, not row groups, so files are no larger.
+pub const MAX_ROW_GROUP_BYTES: usize = 8 * 1024 * 1024;
 
 /// What the encoders hand to the output, in order.
 #[derive(Debug, PartialEq, Eq)]
