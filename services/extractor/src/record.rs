@@ -67,6 +67,18 @@ impl Sealed {
         as_str(&self.value, &self.encrypted_key)
     }
 
+    /// The last 16 bytes of the wrapped data key (fewer, zero-padded, if it is shorter), to
+    /// look the key up by. A wrapped key ends in ciphertext, so its ends tell keys apart,
+    /// where its start may be a header that every key of one master key shares (a KMS
+    /// ciphertext blob's does).
+    pub fn key_tail(&self) -> u128 {
+        let key = as_bytes(&self.value, &self.encrypted_key);
+        let tail = &key[key.len().saturating_sub(16)..];
+        let mut bytes = [0; 16];
+        bytes[..tail.len()].copy_from_slice(tail);
+        u128::from_le_bytes(bytes)
+    }
+
     /// Whether this record's data key is the one named so; compares bytes, without the
     /// UTF-8 check the `&str` accessors repeat.
     pub fn has_key(&self, key_id: &str, encrypted_key: &str) -> bool {

@@ -5,6 +5,7 @@
 //! Channels between the stages are bounded, so however large a scan is, only a few batches
 //! and one row group are in memory at a time.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -505,14 +506,7 @@ async fn decode(
             .map(|slot| slot.outcome(&answers))
             .collect());
     }
-    for slot in &slots {
-        if let Slot::Waiting(sealed) = slot
-            && answers.find(sealed).is_none()
-        {
-            let answer = keys.get(sealed.key_id(), sealed.encrypted_key()).await?;
-            answers.add(sealed, answer);
-        }
-    }
+    answers.look_up(&slots, &keys).await?;
     tokio::task::spawn_blocking(move || {
         slots
             .into_iter()
@@ -563,30 +557,46 @@ fn decrypt(sealed: Sealed, answer: &KeyAnswer) -> Outcome {
     }
 }
 
-/// The data keys one batch has met. A batch names a handful of keys at most: a list beats
-/// a map here.
+/// The data keys one batch has met, found by the end of the wrapped key
+/// ([`Sealed::key_tail`]) and then compared whole. A batch usually names a handful of keys,
+/// but may name hundreds when data keys change often: searched as a list, 2,000 keys over
+/// 100,000 records cost a quarter more CPU (BENCH.md, "Many data keys").
 #[derive(Default)]
-struct Answers(Vec<(String, String, KeyAnswer)>);
+struct Answers {
+    answers: Vec<(String, String, KeyAnswer)>,
+    by_tail: HashMap<u128, Vec<usize>>,
+}
 
 impl Answers {
     fn position(&self, sealed: &Sealed) -> Option<usize> {
-        self.0
+        self.by_tail
+            .get(&sealed.key_tail())?
             .iter()
-            .position(|(id, enc, _)| sealed.has_key(id, enc))
+            .copied()
+            .find(|&index| {
+                let (id, enc, _) = &self.answers[index];
+                sealed.has_key(id, enc)
+            })
     }
 
     fn find(&self, sealed: &Sealed) -> Option<&KeyAnswer> {
-        self.0
+        self.answers
             .get(self.position(sealed)?)
             .map(|(_, _, answer)| answer)
     }
 
-    fn add(&mut self, sealed: &Sealed, answer: KeyAnswer) {
-        self.0.push((
+    fn add(&mut self, sealed: &Sealed, answer: KeyAnswer) -> usize {
+        let index = self.answers.len();
+        self.answers.push((
             sealed.key_id().to_owned(),
             sealed.encrypted_key().to_owned(),
             answer,
         ));
+        self.by_tail
+            .entry(sealed.key_tail())
+            .or_default()
+            .push(index);
+        index
     }
 
     /// The answer for this record's key when this batch or the run has already had it.
@@ -595,13 +605,56 @@ impl Answers {
             Some(index) => index,
             None => {
                 let answer = cache.known(sealed.key_id(), sealed.encrypted_key())?;
-                self.add(sealed, answer);
-                self.0.len() - 1
+                self.add(sealed, answer)
             }
         };
-        self.0.get(index).map(|(_, _, answer)| answer)
+        self.answers.get(index).map(|(_, _, answer)| answer)
+    }
+
+    /// Asks for the keys the waiting cells need, each once, [`KEY_REQUESTS_AT_ONCE`] at a
+    /// time: a batch meeting many new keys does not wait for each in turn.
+    async fn look_up(
+        &mut self,
+        slots: &[Slot],
+        keys: &Arc<KeyCache>,
+    ) -> Result<(), ExtractorError> {
+        let mut wanted = slots.iter().filter_map(|slot| match slot {
+            Slot::Waiting(sealed) => Some(sealed),
+            Slot::Done(_) => None,
+        });
+        let mut asking = tokio::task::JoinSet::new();
+        loop {
+            while asking.len() < KEY_REQUESTS_AT_ONCE {
+                let Some(sealed) = wanted.next() else { break };
+                if self.position(sealed).is_some() {
+                    continue;
+                }
+                // Noted now, so a later cell with the same key does not ask again; the
+                // placeholder is replaced by the answer below before anything reads it.
+                let index = self.add(sealed, KeyAnswer::Refused(String::new()));
+                let (keys, key_id, encrypted_key) = (
+                    keys.clone(),
+                    sealed.key_id().to_owned(),
+                    sealed.encrypted_key().to_owned(),
+                );
+                asking.spawn(
+                    async move { (index, keys.get(&key_id, &encrypted_key).await) }
+                        .in_current_span(),
+                );
+            }
+            let Some(answered) = asking.join_next().await else {
+                return Ok(());
+            };
+            let (index, answer) = answered.map_err(worker_died)?;
+            self.answers[index].2 = answer?;
+        }
     }
 }
+
+/// Key requests one batch has in flight at once. The data key service answers each in a
+/// round trip; eight keep a batch of new keys from waiting for them one by one without
+/// flooding the service, whose throttling the client retries (`dks.rs`).
+const KEY_REQUESTS_AT_ONCE: usize = 8;
 
 /// The encoders of one collection, each a task with its own encoder and its own files,
 /// taking batches of records from one queue as each is free. It starts with one and adds
@@ -911,9 +964,10 @@ mod tests {
     use crate::scan::Cell;
     use crate::synth;
 
-    /// Cells under three keys: the first two known to the data key service, the third not.
-    fn cells(keys: &[synth::SynthKey], window: Window) -> Vec<ScanItem> {
-        let records = synth::records(6, 200, keys.len(), window.start_ms(), 5);
+    /// `count` cells under `keys`, in turn: the first two known to the data key service in
+    /// the tests below, the others not.
+    fn cells(count: usize, keys: &[synth::SynthKey], window: Window) -> Vec<ScanItem> {
+        let records = synth::records(count, 200, keys.len(), window.start_ms(), 5);
         records
             .iter()
             .enumerate()
@@ -937,17 +991,10 @@ mod tests {
         for key in &keys[..2] {
             dks.add_key(&key.encrypted_key, &key.plaintext);
         }
-        let client = DksClient::new(DksSettings {
-            url: dks.url(),
-            tls: None,
-            correlation_id: "decode-test".to_owned(),
-            retry: RetryPolicy::default(),
-        })
-        .expect("a client");
-        let cache = Arc::new(KeyCache::new(KeyProvider::Dks(Box::new(client))));
-        let window = Window::new(1_710_149_400_000, 1_710_153_000_000).expect("a window");
+        let cache = key_cache(&dks);
+        let window = test_window();
 
-        let mut batch = cells(&keys, window);
+        let mut batch = cells(6, &keys, window);
         let Some(ScanItem::Cell(late)) = batch.get_mut(4) else {
             panic!("a cell")
         };
@@ -997,11 +1044,66 @@ mod tests {
         assert_eq!(dks.requests(), 3, "one request per distinct key");
 
         // Every key is known now (the refusal too): the next batch asks for none.
-        let again = decode(cells(&keys, window), cache, window)
+        let again = decode(cells(6, &keys, window), cache, window)
             .await
             .expect("decoded");
         assert_eq!(again.iter().filter(|o| o.is_ok()).count(), 4);
         assert_eq!(dks.requests(), 3, "no request for keys already answered");
+    }
+
+    fn key_cache(dks: &LoopbackDks) -> Arc<KeyCache> {
+        let client = DksClient::new(DksSettings {
+            url: dks.url(),
+            tls: None,
+            correlation_id: "decode-test".to_owned(),
+            retry: RetryPolicy::default(),
+        })
+        .expect("a client");
+        Arc::new(KeyCache::new(KeyProvider::Dks(Box::new(client))))
+    }
+
+    fn test_window() -> Window {
+        Window::new(1_710_149_400_000, 1_710_153_000_000).expect("a window")
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_many_new_keys_asks_for_each_once_and_keeps_its_order() {
+        let dks = LoopbackDks::start().await.expect("loopback DKS");
+        // More keys than are asked for at once, most met twice in the batch; the last
+        // unknown to the service.
+        let keys = synth::keys(3 * KEY_REQUESTS_AT_ONCE + 1, 5);
+        for key in &keys[..keys.len() - 1] {
+            dks.add_key(&key.encrypted_key, &key.plaintext);
+        }
+        let cache = key_cache(&dks);
+        let window = test_window();
+        let count = 2 * keys.len() - 3;
+        let outcomes = decode(cells(count, &keys, window), cache, window)
+            .await
+            .expect("decoded");
+        let records = synth::records(count, 200, keys.len(), window.start_ms(), 5);
+        assert_eq!(outcomes.len(), records.len());
+        for (outcome, expected) in outcomes.iter().zip(&records) {
+            match outcome {
+                Ok(record) => assert_eq!(record.record, expected.document.as_bytes()),
+                Err(reject) => assert!(
+                    expected.key_index == keys.len() - 1
+                        && reject.reason.contains(&keys[expected.key_index].key_id),
+                    "only the unknown key's records are refused: {}",
+                    reject.reason
+                ),
+            }
+        }
+        assert_eq!(
+            outcomes.iter().filter(|o| o.is_err()).count(),
+            1,
+            "the unknown key's one record"
+        );
+        assert_eq!(
+            dks.requests(),
+            keys.len() as u64,
+            "one request per distinct key"
+        );
     }
 
     #[tokio::test]
