@@ -275,7 +275,8 @@ fn non_empty(bytes: Vec<u8>) -> Vec<Vec<u8>> {
 
 /// A file's encoded bytes, kept in pieces of about [`PIECE_BYTES`] rather than one vector.
 /// A growing vector is copied whole each time it doubles, into memory never touched before:
-/// the pieces measured 4-5% faster end to end on one core (BENCH.md, "Row groups").
+/// the pieces measured 4-5% faster end to end on one core (BENCH.md, "Row groups and the
+/// allocator").
 #[derive(Default)]
 struct Pieces {
     full: Vec<Vec<u8>>,
