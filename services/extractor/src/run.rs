@@ -216,7 +216,8 @@ async fn extract_collection(
 /// `hbase shell` and its own pipeline, writing files named after the range
 /// ([`FileNames::task`]). A range that fails to scan is tried once more, even after it wrote
 /// files: its retry replaces exactly its own. A second failure fails the collection, and no
-/// further range starts. The ranges share the collection's workers and memory budget.
+/// further range starts. The ranges share the collection's workers and its queue of scan
+/// batches.
 async fn extract_in_ranges(
     config: &RunConfig,
     job: &CollectionJob,
@@ -313,8 +314,8 @@ pub(crate) async fn clear_stale(
 
 /// One collection, its files named by `names`, once the caller has cleared what an earlier
 /// attempt left under them ([`clear_stale`]). `config` is this collection's share of the
-/// run's: its workers and encoders, and how many collections share the memory budget (the
-/// row groups and the scan batches queued for decoding).
+/// run's: its workers and encoders (each holding one row group), and how many collections
+/// share the scan batches queued for decoding.
 pub(crate) async fn extract(
     config: &RunConfig,
     job: &CollectionJob,
