@@ -252,16 +252,24 @@ impl ObjectWriter {
                 .write_all(&bytes)
                 .map_err(|e| ExtractorError::file("writing", temporary.as_path(), e)),
             Target::S3(upload) => {
-                if self.pending.is_empty() && bytes.len() >= PART_SIZE {
-                    self.pending = bytes;
-                } else {
-                    self.pending.extend_from_slice(&bytes);
-                }
-                while self.pending.len() >= PART_SIZE {
-                    let rest = self.pending.split_off(PART_SIZE);
-                    let part = std::mem::replace(&mut self.pending, rest);
-                    upload.upload_part(part).await?;
-                    self.parts += 1;
+                // Each part is filled once, in a buffer of its full size: a buffer grown as
+                // bytes come would be copied whole each time it doubled, as the Parquet
+                // writer's was (`writer::Pieces`).
+                let mut rest = bytes.as_slice();
+                while !rest.is_empty() {
+                    if self.pending.capacity() == 0 {
+                        self.pending.reserve_exact(PART_SIZE);
+                    }
+                    let (now, later) =
+                        rest.split_at(rest.len().min(PART_SIZE - self.pending.len()));
+                    self.pending.extend_from_slice(now);
+                    rest = later;
+                    if self.pending.len() == PART_SIZE {
+                        upload
+                            .upload_part(std::mem::take(&mut self.pending))
+                            .await?;
+                        self.parts += 1;
+                    }
                 }
                 Ok(())
             }
