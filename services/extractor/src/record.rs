@@ -67,23 +67,23 @@ impl Sealed {
         as_str(&self.value, &self.encrypted_key)
     }
 
-    /// The last 16 bytes of the wrapped data key (fewer, zero-padded, if it is shorter), to
-    /// look the key up by. A wrapped key ends in ciphertext, so its ends tell keys apart,
-    /// where its start may be a header that every key of one master key shares (a KMS
-    /// ciphertext blob's does).
+    /// What the data key is looked up by ([`crate::keys::key_tail`]).
     pub fn key_tail(&self) -> u128 {
-        let key = as_bytes(&self.value, &self.encrypted_key);
-        let tail = &key[key.len().saturating_sub(16)..];
-        let mut bytes = [0; 16];
-        bytes[..tail.len()].copy_from_slice(tail);
-        u128::from_le_bytes(bytes)
+        crate::keys::key_tail(as_bytes(&self.value, &self.encrypted_key))
     }
 
-    /// Whether this record's data key is the one named so; compares bytes, without the
-    /// UTF-8 check the `&str` accessors repeat.
+    /// The master key id and the wrapped data key as bytes, without the UTF-8 check the
+    /// `&str` accessors repeat.
+    pub fn wrapped_key(&self) -> (&[u8], &[u8]) {
+        (
+            as_bytes(&self.value, &self.key_id),
+            as_bytes(&self.value, &self.encrypted_key),
+        )
+    }
+
+    /// Whether this record's data key is the one named so.
     pub fn has_key(&self, key_id: &str, encrypted_key: &str) -> bool {
-        as_bytes(&self.value, &self.key_id) == key_id.as_bytes()
-            && as_bytes(&self.value, &self.encrypted_key) == encrypted_key.as_bytes()
+        self.wrapped_key() == (key_id.as_bytes(), encrypted_key.as_bytes())
     }
 }
 

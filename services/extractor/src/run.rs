@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::ExtractorError;
-use crate::keys::{KeyAnswer, KeyCache};
+use crate::keys::{CachedKey, KeyAnswer, KeyCache};
 use crate::manifest::{
     FileNames, RejectsFile, Tally, data_folder, manifest, manifest_key, rejects_folder,
 };
@@ -559,12 +559,13 @@ fn decrypt(sealed: Sealed, answer: &KeyAnswer) -> Outcome {
 }
 
 /// The data keys one batch has met, found by the end of the wrapped key
-/// ([`Sealed::key_tail`]) and then compared whole. A batch usually names a handful of keys,
-/// but may name hundreds when data keys change often: searched as a list, 2,000 keys over
-/// 100,000 records cost a quarter more CPU (BENCH.md, "Many data keys").
+/// ([`Sealed::key_tail`]) and then compared whole: the batch's own index of the run's
+/// [`KeyCache`], so its cells do not each take the cache's lock. A batch usually names a
+/// handful of keys, but may name hundreds when data keys change often: searched as a list,
+/// 2,000 keys over 100,000 records cost a quarter more CPU (BENCH.md, "Many data keys").
 #[derive(Default)]
 struct Answers {
-    answers: Vec<(String, String, KeyAnswer)>,
+    keys: Vec<Arc<CachedKey>>,
     by_tail: HashMap<u128, Vec<usize>>,
 }
 
@@ -575,24 +576,19 @@ impl Answers {
             .iter()
             .copied()
             .find(|&index| {
-                let (id, enc, _) = &self.answers[index];
-                sealed.has_key(id, enc)
+                let key = &self.keys[index];
+                sealed.has_key(key.key_id(), key.encrypted_key())
             })
     }
 
+    /// The answer for this record's key, once it has been had.
     fn find(&self, sealed: &Sealed) -> Option<&KeyAnswer> {
-        self.answers
-            .get(self.position(sealed)?)
-            .map(|(_, _, answer)| answer)
+        self.keys.get(self.position(sealed)?)?.answer()
     }
 
-    fn add(&mut self, sealed: &Sealed, answer: KeyAnswer) -> usize {
-        let index = self.answers.len();
-        self.answers.push((
-            sealed.key_id().to_owned(),
-            sealed.encrypted_key().to_owned(),
-            answer,
-        ));
+    fn add(&mut self, sealed: &Sealed, key: Arc<CachedKey>) -> usize {
+        let index = self.keys.len();
+        self.keys.push(key);
         self.by_tail
             .entry(sealed.key_tail())
             .or_default()
@@ -605,15 +601,18 @@ impl Answers {
         let index = match self.position(sealed) {
             Some(index) => index,
             None => {
-                let answer = cache.known(sealed.key_id(), sealed.encrypted_key())?;
-                self.add(sealed, answer)
+                let (key_id, encrypted_key) = sealed.wrapped_key();
+                let key = cache.known(key_id, encrypted_key)?;
+                self.add(sealed, key)
             }
         };
-        self.answers.get(index).map(|(_, _, answer)| answer)
+        self.keys.get(index)?.answer()
     }
 
     /// Asks for the keys the waiting cells need, each once, [`KEY_REQUESTS_AT_ONCE`] at a
-    /// time: a batch meeting many new keys does not wait for each in turn.
+    /// time: a batch meeting many new keys does not wait for each in turn. Each key is
+    /// noted as it is asked for, so a later cell with the same key does not ask again; once
+    /// this returns, every key noted has its answer.
     async fn look_up(
         &mut self,
         slots: &[Slot],
@@ -630,24 +629,15 @@ impl Answers {
                 if self.position(sealed).is_some() {
                     continue;
                 }
-                // Noted now, so a later cell with the same key does not ask again; the
-                // placeholder is replaced by the answer below before anything reads it.
-                let index = self.add(sealed, KeyAnswer::Refused(String::new()));
-                let (keys, key_id, encrypted_key) = (
-                    keys.clone(),
-                    sealed.key_id().to_owned(),
-                    sealed.encrypted_key().to_owned(),
-                );
-                asking.spawn(
-                    async move { (index, keys.get(&key_id, &encrypted_key).await) }
-                        .in_current_span(),
-                );
+                let key = keys.entry(sealed.key_id(), sealed.encrypted_key())?;
+                self.add(sealed, key.clone());
+                let keys = keys.clone();
+                asking.spawn(async move { keys.answer(&key).await.map(|_| ()) }.in_current_span());
             }
             let Some(answered) = asking.join_next().await else {
                 return Ok(());
             };
-            let (index, answer) = answered.map_err(worker_died)?;
-            self.answers[index].2 = answer?;
+            answered.map_err(worker_died)??;
         }
     }
 }
