@@ -50,12 +50,13 @@ fi
 # the stand-in hbase's table).
 echo "ci: Spark reads the tables through Hive's SerDes (services/extractor/tests/spark_hive.rs)" >&2
 echo "ci: Spark runs the extraction a task per range (services/extractor/tests/hbase_ranges.rs)" >&2
+echo "ci: the demo submits the launcher's Spark step to a local Spark (services/intradayctl/tests/spark_demo.rs)" >&2
 intraday_spark_tools
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --run-ignored only --no-fail-fast \
-    -E 'binary_id(intraday-extractor::spark_hive) | binary_id(intraday-extractor::hbase_ranges)'
+    -E 'binary_id(intraday-extractor::spark_hive) | binary_id(intraday-extractor::hbase_ranges) | binary_id(intradayctl::spark_demo)'
 else
-  cargo test --workspace --test spark_hive --test hbase_ranges -- --ignored
+  cargo test --workspace --test spark_hive --test hbase_ranges --test spark_demo -- --ignored
 fi
 
 # The shipped files, not the source: package as a deploy does (a lighter profile, the same

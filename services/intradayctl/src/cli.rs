@@ -255,7 +255,7 @@ pub enum LocalCommand {
     /// Deploy the template to moto server, run every service and an EMR stand-in, and take
     /// two runs end to end; exit status non-zero if anything did not complete.
     #[command(
-        after_help = "Examples:\n  intradayctl local demo\n  intradayctl local demo --endpoint-url http://127.0.0.1:5000\n  # the files a deploy ships, before uploading them (ci/package.sh writes dist/):\n  intradayctl local demo --lambda-dir dist/lambda --extractor dist/emr/intraday-extractor"
+        after_help = "Examples:\n  intradayctl local demo\n  intradayctl local demo --endpoint-url http://127.0.0.1:5000\n  # the files a deploy ships, before uploading them (ci/package.sh writes dist/):\n  intradayctl local demo --lambda-dir dist/lambda --extractor dist/emr/intraday-extractor\n  # the Spark step the launcher submits, on a local Spark:\n  intradayctl local demo --engine spark"
     )]
     Demo {
         /// Give up on a run after this many seconds.
@@ -279,7 +279,34 @@ pub enum LocalCommand {
         /// IAM enforced, and the environment's credentials must be allowed everything.
         #[arg(long)]
         enforce_iam: bool,
+        /// Where the step runs the extraction, as the launcher's `engine` setting chooses on
+        /// EMR: `single-node` runs the extractor itself; `spark` submits the launcher's own
+        /// Spark step to a local Spark (`--master local[2]`), whose tasks each run the
+        /// extractor on one key range of the stand-in `hbase` command's tables.
+        #[arg(long, value_enum, default_value_t = DemoEngine::SingleNode)]
+        engine: DemoEngine,
+        /// The `spark-submit` that `--engine spark` runs (pyspark's; `source ci/tools.sh &&
+        /// intraday_spark_tools` installs one, and Java 17).
+        #[arg(long, value_name = "PATH", default_value = "spark-submit")]
+        spark_submit: PathBuf,
     },
+}
+
+/// Where the demo's step runs the extraction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoEngine {
+    SingleNode,
+    Spark,
+}
+
+impl DemoEngine {
+    /// The launcher's name for it (`engine` in the EMR parameters).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DemoEngine::SingleNode => "single-node",
+            DemoEngine::Spark => "spark",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -41,6 +41,8 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
         lambda_dir,
         extractor,
         enforce_iam,
+        engine,
+        spark_submit,
     }) = &cli.command
     {
         return local::demo(local::DemoOptions {
@@ -49,6 +51,8 @@ pub async fn run(cli: Cli) -> Result<Report, CtlError> {
             lambda_dir: lambda_dir.clone(),
             extractor: extractor.clone(),
             enforce_iam: *enforce_iam,
+            engine: *engine,
+            spark_submit: spark_submit.clone(),
         })
         .await;
     }

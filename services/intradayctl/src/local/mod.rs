@@ -11,7 +11,7 @@ pub mod roles;
 mod standin;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -27,6 +27,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::CtlError;
+use crate::cli::DemoEngine;
 use crate::output::Report;
 
 const REGION: &str = "eu-west-2";
@@ -41,6 +42,11 @@ pub struct DemoOptions {
     pub extractor: Option<PathBuf>,
     /// moto server checks every request against IAM, and each service runs under its role.
     pub enforce_iam: bool,
+    /// Where the step runs the extraction: the extractor itself, or the launcher's Spark
+    /// step on a local Spark.
+    pub engine: DemoEngine,
+    /// The `spark-submit` that `DemoEngine::Spark` runs.
+    pub spark_submit: PathBuf,
 }
 
 /// One run's outcome per collection, for the summary.
@@ -59,6 +65,11 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     let started = Instant::now();
     // Progress goes to stderr: stdout holds only the result, so `-o json | jq` works.
     let say = |text: String| eprintln!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
+    // Checked before anything starts: a Spark engine without Spark would fail every run's step.
+    let spark = match options.engine {
+        DemoEngine::SingleNode => None,
+        DemoEngine::Spark => Some(local_spark(&options.spark_submit)?),
+    };
 
     // Under --enforce-iam the demo deploys and seeds as a user allowed everything: one it
     // makes with the free requests of the moto server it starts, or, on a server someone
@@ -109,10 +120,7 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
     let demo_id = prefix.trim_start_matches("intraday-demo-").to_owned();
     let database = intraday_core::DatabaseName::new(format!("intraday_demo_{demo_id}"))?;
     // The launcher's cluster settings reach it as in AWS: the stack's EmrParams.
-    let emr_params = compact_json(
-        include_str!("../../../../infra/emr/params/local.json"),
-        "infra/emr/params/local.json",
-    )?;
+    let emr_params = emr_params(options.engine)?;
     let extractor = match &options.extractor {
         Some(path) if path.is_file() => path.clone(),
         Some(path) => {
@@ -334,12 +342,29 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         runs_suffix: format!("-{demo_id}"),
         credentials: step_credentials,
         hbase: hbase_standin(),
+        spark,
     };
+    if standin.spark.is_some() && standin.hbase.is_none() {
+        return Err(CtlError::Other(format!(
+            "--engine spark: the Spark tasks scan HBase through the stand-in `hbase` command, and there is none beside intradayctl ({}); build it with `cargo build -p intraday-testkit --bins` (ci/setup.sh does)",
+            intraday_testkit::hbase::BINARY
+        )));
+    }
 
+    if let Some(spark) = &standin.spark {
+        say(format!(
+            "the step is the launcher's Spark application, submitted with {} to a local Spark (local[2])",
+            spark.submit.display()
+        ));
+    }
     say(match &standin.hbase {
         Some(hbase) => format!(
-            "the step scans HBase through the stand-in `hbase` command ({}), two range scans at once",
-            hbase.display()
+            "the step scans HBase through the stand-in `hbase` command ({}), {}",
+            hbase.display(),
+            match standin.spark {
+                Some(_) => "a Spark task per range, two at once",
+                None => "two range scans at once",
+            }
         ),
         None => {
             "the step reads saved scans (no stand-in `hbase` command beside intradayctl)".into()
@@ -482,14 +507,15 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         "VIEW",
     ]);
     report.title = Some(format!(
-        "Intraday local demo, stack {prefix}, finished in {:.1} s",
+        "Intraday local demo, stack {prefix}, engine {}, finished in {:.1} s",
+        options.engine.as_str(),
         started.elapsed().as_secs_f64()
     ));
     let failed = rows
         .iter()
         .filter(|r| r.status != JobStatus::EmrCompleted)
         .count();
-    report.json = json!({"stack": prefix, "packaged": shipped_report, "runs": rows.iter().map(|r| json!({
+    report.json = json!({"stack": prefix, "engine": options.engine.as_str(), "packaged": shipped_report, "runs": rows.iter().map(|r| json!({
         "run": r.run, "collection": r.collection, "status": r.status, "window": r.window,
         "records": r.records, "files": r.files, "table": r.table, "view": r.view})).collect::<Vec<_>>()});
     for r in rows {
@@ -560,6 +586,43 @@ fn table_builder_handler(
 fn beside_intradayctl(name: &str) -> Result<PathBuf, CtlError> {
     let here = std::env::current_exe().map_err(|e| CtlError::Other(e.to_string()))?;
     Ok(here.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
+}
+
+/// The stack's EmrParams: infra/emr/params/local.json, with the engine asked for.
+fn emr_params(engine: DemoEngine) -> Result<String, CtlError> {
+    let source = "infra/emr/params/local.json";
+    let mut params: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../infra/emr/params/local.json"))
+            .map_err(|e| CtlError::Other(format!("{source} is not JSON: {e}")))?;
+    let Some(object) = params.as_object_mut() else {
+        return Err(CtlError::Other(format!("{source}: not a JSON object")));
+    };
+    object.insert("engine".into(), json!(engine.as_str()));
+    Ok(params.to_string())
+}
+
+/// The Spark the demo's step is submitted to: `spark_submit` (a path, or a name looked for
+/// on PATH) and the Spark driver as the project ships it.
+fn local_spark(spark_submit: &Path) -> Result<standin::LocalSpark, CtlError> {
+    let found = if spark_submit.components().count() > 1 {
+        spark_submit.is_file().then(|| spark_submit.to_path_buf())
+    } else {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(spark_submit))
+                .find(|candidate| candidate.is_file())
+        })
+    };
+    let Some(submit) = found else {
+        return Err(CtlError::Other(format!(
+            "--engine spark: no `{}` found; install pyspark and Java 17 (`source ci/tools.sh && intraday_spark_tools` puts pyspark's spark-submit on PATH), or pass --spark-submit PATH",
+            spark_submit.display()
+        )));
+    };
+    Ok(standin::LocalSpark {
+        submit,
+        driver: include_str!("../../../extractor/spark/intraday_spark.py"),
+    })
 }
 
 /// The test kit's stand-in `hbase` command beside intradayctl, when it was built (ci/setup.sh
@@ -765,11 +828,4 @@ async fn wait_for_reaper(objects: &Objects, root: &S3Uri, say: &impl Fn(String))
         }
     }
     say("  replica metadata is still there after 20 s; see the reaper's dead-letter queue".into());
-}
-
-/// A JSON object file as one line, for a stack parameter.
-fn compact_json(text: &str, source: &str) -> Result<String, CtlError> {
-    serde_json::from_str::<serde_json::Value>(text)
-        .map(|v| v.to_string())
-        .map_err(|e| CtlError::Other(format!("{source} is not JSON: {e}")))
 }

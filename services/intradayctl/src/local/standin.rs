@@ -36,7 +36,21 @@ pub struct StandIn {
     /// What the step runs with (on EMR, the nodes' instance profile); `None` passes on this
     /// process's environment.
     pub credentials: Option<intraday_aws::Credentials>,
+    /// Where a Spark step (the launcher's `engine` `spark`) is submitted; without it, only
+    /// single-node steps run.
+    pub spark: Option<LocalSpark>,
 }
+
+/// A local Spark standing in for the cluster's YARN.
+pub struct LocalSpark {
+    pub submit: PathBuf,
+    /// The Spark driver's text, as the project ships it (the launcher's step names the path
+    /// the bootstrap action installs it at on the primary).
+    pub driver: &'static str,
+}
+
+/// How much of a failed step's stderr is shown: Spark's log is long, and its end says why.
+const STDERR_SHOWN: usize = 4 * 1024;
 
 /// What the stand-in made of a cluster it listed.
 enum Judged {
@@ -151,10 +165,18 @@ impl StandIn {
         self.step_event(id, &step.id, "RUNNING").await?;
         self.leave_replica_metadata(id).await?;
 
-        let mut args: Vec<String> = step.args.iter().skip(1).cloned().collect();
         let dir = self.workdir.join(id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| CtlError::Other(format!("{}: {e}", dir.display())))?;
+        let spark_step = step.args.first().is_some_and(|a| a == "spark-submit");
+        let (program, mut args) = if spark_step {
+            self.spark_command(&step.args, &dir)?
+        } else {
+            (
+                self.extractor.clone(),
+                step.args.iter().skip(1).cloned().collect(),
+            )
+        };
         let data = dir.join("hbase");
         for (i, pair) in step
             .args
@@ -183,8 +205,11 @@ impl StandIn {
         if let Some(hbase) = &self.hbase {
             args.push("--hbase-command".into());
             args.push(hbase.display().to_string());
-            args.push("--scan-parallelism".into());
-            args.push("2".into());
+            // A Spark task scans one range; the driver spreads the ranges over its cores.
+            if !spark_step {
+                args.push("--scan-parallelism".into());
+                args.push("2".into());
+            }
         }
         args.extend([
             "--dks-url".into(),
@@ -194,7 +219,7 @@ impl StandIn {
             "--region".into(),
             self.region.clone(),
         ]);
-        let mut command = tokio::process::Command::new(&self.extractor);
+        let mut command = tokio::process::Command::new(&program);
         command
             .args(&args)
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -213,9 +238,7 @@ impl StandIn {
             .env("RUST_LOG", "warn")
             .output()
             .await
-            .map_err(|e| {
-                CtlError::Other(format!("cannot run {}: {e}", self.extractor.display()))
-            })?;
+            .map_err(|e| CtlError::Other(format!("cannot run {}: {e}", program.display())))?;
         // EMR terminates the cluster after its last step; the reaper checks it is terminated.
         self.emr.terminate(id).await?;
         if out.status.success() {
@@ -223,9 +246,16 @@ impl StandIn {
             self.cluster_event(id, "TERMINATED", "ALL_STEPS_COMPLETED", "Steps completed")
                 .await?;
         } else {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stderr = stderr.trim();
+            let shown = stderr.len().saturating_sub(STDERR_SHOWN);
+            let shown = (shown..stderr.len())
+                .find(|&i| stderr.is_char_boundary(i))
+                .unwrap_or(stderr.len());
             eprintln!(
-                "  extractor on {id} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                "  the step on {id} failed ({}): {}",
+                program.display(),
+                &stderr[shown..]
             );
             self.step_event(id, &step.id, "FAILED").await?;
             self.cluster_event(
@@ -239,7 +269,46 @@ impl StandIn {
         Ok(Judged::Done)
     }
 
-    /// What HBase changed in the window: encrypted records with cell timestamps inside it.
+    /// The launcher's Spark step as a local Spark runs it: the same arguments, but the master
+    /// is `local[2]` (two task slots, as a core node's YARN gives several), and the driver
+    /// and the extractor are this machine's, where the step names their paths on the nodes.
+    fn spark_command(
+        &self,
+        step_args: &[String],
+        dir: &Path,
+    ) -> Result<(PathBuf, Vec<String>), CtlError> {
+        let Some(spark) = &self.spark else {
+            return Err(CtlError::Other(
+                "the step is a Spark application, and this demo has no Spark: run it with --engine spark".into(),
+            ));
+        };
+        let driver = dir.join("intraday_spark.py");
+        std::fs::write(&driver, spark.driver)
+            .map_err(|e| CtlError::Other(format!("{}: {e}", driver.display())))?;
+        let extractor_at = step_args.iter().position(|a| a == "--extractor");
+        let Some(driver_at) = extractor_at.and_then(|i| i.checked_sub(1)) else {
+            return Err(CtlError::Other(format!(
+                "the Spark step names no `--extractor` after its driver: {step_args:?}"
+            )));
+        };
+        // The web UI would take a port per application; nothing here looks at it.
+        let mut args = vec!["--conf".to_owned(), "spark.ui.enabled=false".to_owned()];
+        for (i, arg) in step_args.iter().enumerate().skip(1) {
+            let after = |flag: &str| step_args[i - 1] == flag;
+            args.push(if after("--master") {
+                // Each task tried at most twice, as `spark.task.maxFailures=2` on YARN.
+                "local[2,2]".to_owned()
+            } else if i == driver_at {
+                driver.display().to_string()
+            } else if after("--extractor") && Some(i - 1) == extractor_at {
+                self.extractor.display().to_string()
+            } else {
+                arg.clone()
+            });
+        }
+        Ok((spark.submit.clone(), args))
+    }
+
     /// What HBase changed in the window: encrypted records with cell timestamps inside it.
     fn records(&self, start: u64, end: u64, seed: u64) -> Vec<synth::SynthRecord> {
         let count = RECORDS.min(end.saturating_sub(start) / 3);
