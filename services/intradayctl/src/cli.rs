@@ -281,8 +281,9 @@ pub enum LocalCommand {
         enforce_iam: bool,
         /// Where the step runs the extraction, as the launcher's `engine` setting chooses on
         /// EMR: `single-node` runs the extractor itself; `spark` submits the launcher's own
-        /// Spark step to a local Spark (`--master local[2]`), whose tasks each run the
-        /// extractor on one key range of the stand-in `hbase` command's tables.
+        /// Spark step to a local Spark (`--master local[2,2]`: two task slots, each task
+        /// tried twice), whose tasks each run the extractor on one key range of the stand-in
+        /// `hbase` command's tables.
         #[arg(long, value_enum, default_value_t = DemoEngine::SingleNode)]
         engine: DemoEngine,
         /// The `spark-submit` that `--engine spark` runs (pyspark's; `source ci/tools.sh &&

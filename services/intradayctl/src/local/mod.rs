@@ -353,7 +353,7 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
 
     if let Some(spark) = &standin.spark {
         say(format!(
-            "the step is the launcher's Spark application, submitted with {} to a local Spark (local[2])",
+            "the step is the launcher's Spark application, submitted with {} to a local Spark (local[2,2])",
             spark.submit.display()
         ));
     }

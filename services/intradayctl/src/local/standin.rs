@@ -270,8 +270,9 @@ impl StandIn {
     }
 
     /// The launcher's Spark step as a local Spark runs it: the same arguments, but the master
-    /// is `local[2]` (two task slots, as a core node's YARN gives several), and the driver
-    /// and the extractor are this machine's, where the step names their paths on the nodes.
+    /// is `local[2,2]` (two task slots, as a core node's YARN gives several; each task tried
+    /// twice), and the driver and the extractor are this machine's, where the step names
+    /// their paths on the nodes.
     fn spark_command(
         &self,
         step_args: &[String],
