@@ -142,27 +142,130 @@ pub fn parse_splits(output: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(keys)
 }
 
-/// Reads the scan, handing each item to `emit`; `emit` returns false to stop early (the
-/// consumer has failed). Returns the scan's totals once the whole output checked out.
-pub fn read_scan(
-    source: &ScanSource,
-    collection: &Collection,
-    window: Window,
-    emit: impl FnMut(ScanItem) -> bool,
-) -> Result<ScanSummary, ExtractorError> {
-    match source {
-        ScanSource::File(path) => {
-            let file = File::open(path)
-                .map_err(|e| ExtractorError::file("opening the scan file", path, e))?;
-            let reader = ScanReader::new(format!("scan file `{}`", path.display()), file);
-            pump(reader, emit).map(|(summary, _)| summary)
+/// A scan being read, pulled an item at a time by whichever worker is free, so no thread
+/// of its own stands between the shell's output and the workers (BENCH.md, "A scan read by
+/// its workers"). [`OpenScan::finish`] says how it ended; dropped before then, its shell
+/// is stopped.
+pub struct OpenScan {
+    reader: ScanReader<Box<dyn Read + Send>>,
+    shell: Option<Shell>,
+}
+
+/// The `hbase shell` a scan reads, and what its end is checked against.
+struct Shell {
+    name: String,
+    table: String,
+    running: Running,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl OpenScan {
+    /// Opens the scan: the saved file, or its shell started with the scan on its input.
+    pub fn open(
+        source: &ScanSource,
+        collection: &Collection,
+        window: Window,
+    ) -> Result<Self, ExtractorError> {
+        match source {
+            ScanSource::File(path) => {
+                let file = File::open(path)
+                    .map_err(|e| ExtractorError::file("opening the scan file", path, e))?;
+                Ok(Self {
+                    reader: ScanReader::new(
+                        format!("scan file `{}`", path.display()),
+                        Box::new(file) as Box<dyn Read + Send>,
+                    ),
+                    shell: None,
+                })
+            }
+            // Ranges are the run's to split (`run::extract_in_ranges`): here the whole table.
+            ScanSource::Hbase { command, .. } => {
+                Self::shell(command, collection, window, &KeyRange::ALL)
+            }
+            ScanSource::Range { command, range } => Self::shell(command, collection, window, range),
         }
-        // Ranges are the run's to split (`run::extract_in_ranges`): here the whole table.
-        ScanSource::Hbase { command, .. } => {
-            hbase_scan(command, collection, window, &KeyRange::ALL, emit).map(|(s, _)| s)
+    }
+
+    /// One scan in its own shell.
+    fn shell(
+        command: &str,
+        collection: &Collection,
+        window: Window,
+        range: &KeyRange,
+    ) -> Result<Self, ExtractorError> {
+        let table = collection.hbase_table();
+        let name = format!("{command} shell -n");
+        let mut child = spawn_shell(command, &table)?;
+        let script = format!("{}\nexit\n", range_scan_command(collection, window, range));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take().map(collect_tail);
+        let shell = Shell {
+            name,
+            table,
+            running: Running(Some(child)),
+            stderr,
+        };
+        // The script is a few dozen bytes: it fits the pipe, so writing it before reading
+        // cannot deadlock.
+        if let Some(mut stdin) = stdin
+            && let Err(e) = stdin.write_all(script.as_bytes())
+        {
+            return Err(shell.failed("its input could not be written".to_owned(), e.to_string()));
         }
-        ScanSource::Range { command, range } => {
-            hbase_scan(command, collection, window, range, emit).map(|(s, _)| s)
+        let Some(stdout) = stdout else {
+            return Err(shell.failed("no output pipe".to_owned(), String::new()));
+        };
+        let source_name = format!("`{}` scan of {}", shell.name, shell.table);
+        Ok(Self {
+            reader: ScanReader::new(source_name, Box::new(stdout) as Box<dyn Read + Send>),
+            shell: Some(shell),
+        })
+    }
+
+    /// The next cell or reject; `None` at the end of the output.
+    pub fn next_item(&mut self) -> Result<Option<ScanItem>, ExtractorError> {
+        self.reader.next_item()
+    }
+
+    /// How the scan ended, given how reading it ended (`Ok(false)`: the caller stopped
+    /// before the end, so its shell is stopped rather than awaited). A shell that failed
+    /// (its exit status, an `ERROR` line) is the error reported, whatever reading said: it
+    /// is why the output was cut short.
+    pub fn finish(self, read: Result<bool, ExtractorError>) -> Result<ScanSummary, ExtractorError> {
+        let summary = self.reader.summary();
+        if let Some(mut shell) = self.shell {
+            if matches!(read, Ok(false)) {
+                shell.running.kill();
+            }
+            let status = shell
+                .running
+                .wait()
+                .map_err(|e| shell.failed("it could not be waited for".to_owned(), e))?;
+            let stderr_tail = shell
+                .stderr
+                .take()
+                .and_then(|handle| handle.join().ok())
+                .unwrap_or_default();
+            if !status.success() {
+                return Err(shell.failed(status.to_string(), stderr_tail));
+            }
+            if let Some(line) = stderr_tail.lines().find(|l| l.starts_with("ERROR")) {
+                let status = format!("exit 0 but it reported `{line}`");
+                return Err(shell.failed(status, stderr_tail));
+            }
+        }
+        read.map(|_| summary)
+    }
+}
+
+impl Shell {
+    fn failed(&self, status: String, stderr_tail: String) -> ExtractorError {
+        ExtractorError::HbaseFailed {
+            command: self.name.clone(),
+            table: self.table.clone(),
+            status,
+            stderr_tail,
         }
     }
 }
@@ -274,75 +377,6 @@ pub fn name_range(e: ExtractorError, range: &KeyRange) -> ExtractorError {
         },
         other => other,
     }
-}
-
-/// Feeds items to `emit` until the output ends or `emit` says stop; says which.
-fn pump<R: Read>(
-    mut reader: ScanReader<R>,
-    mut emit: impl FnMut(ScanItem) -> bool,
-) -> Result<(ScanSummary, bool), ExtractorError> {
-    while let Some(item) = reader.next_item()? {
-        if !emit(item) {
-            return Ok((reader.summary(), false));
-        }
-    }
-    Ok((reader.summary(), true))
-}
-
-/// One scan in its own shell; says with the totals whether the output was read to its end
-/// (`false`: `emit` stopped it).
-fn hbase_scan(
-    command: &str,
-    collection: &Collection,
-    window: Window,
-    range: &KeyRange,
-    emit: impl FnMut(ScanItem) -> bool,
-) -> Result<(ScanSummary, bool), ExtractorError> {
-    let table = collection.hbase_table();
-    let shell = format!("{command} shell -n");
-    let failed = |status: String, stderr_tail: String| ExtractorError::HbaseFailed {
-        command: shell.clone(),
-        table: table.clone(),
-        status,
-        stderr_tail,
-    };
-    let mut child = spawn_shell(command, &table)?;
-    let script = format!("{}\nexit\n", range_scan_command(collection, window, range));
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take().map(collect_tail);
-    let mut running = Running(Some(child));
-    // The script is a few dozen bytes: it fits the pipe, so writing it before reading
-    // cannot deadlock.
-    if let Some(mut stdin) = stdin {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| failed("its input could not be written".to_owned(), e.to_string()))?;
-    }
-    let Some(stdout) = stdout else {
-        return Err(failed("no output pipe".to_owned(), String::new()));
-    };
-    let reader = ScanReader::new(format!("`{shell}` scan of {table}"), stdout);
-    let scanned = pump(reader, emit);
-    if matches!(scanned, Ok((_, false))) {
-        running.kill();
-    }
-    let status = running
-        .wait()
-        .map_err(|e| failed("it could not be waited for".to_owned(), e))?;
-    let stderr_tail = stderr
-        .and_then(|handle| handle.join().ok())
-        .unwrap_or_default();
-    if !status.success() {
-        return Err(failed(status.to_string(), stderr_tail));
-    }
-    if let Some(line) = stderr_tail.lines().find(|l| l.starts_with("ERROR")) {
-        return Err(failed(
-            format!("exit 0 but it reported `{line}`"),
-            stderr_tail,
-        ));
-    }
-    scanned
 }
 
 /// A child that is killed and reaped if we stop early, however we stop.
