@@ -372,17 +372,13 @@ pub(crate) async fn extract(
     );
 
     let consumed = async {
-        // Batches come back in the order they were taken from the scan, which two decoders
-        // may reach in either order: each is handed on in the scan's order.
-        let mut early = BTreeMap::new();
-        let mut next = 0;
+        let mut in_order = InOrder::default();
         while let Some(decoding) = done_rx.recv().await {
             let Some((index, outcomes)) = decoding.await.map_err(worker_died)?? else {
                 continue;
             };
-            early.insert(index, outcomes);
-            while let Some(outcomes) = early.remove(&next) {
-                next += 1;
+            in_order.add(index, outcomes);
+            while let Some(outcomes) = in_order.next_ready() {
                 let mut records = Vec::with_capacity(outcomes.len());
                 for outcome in outcomes {
                     match outcome {
@@ -452,6 +448,37 @@ pub(crate) async fn extract(
         });
     }
     Ok(tally.into_manifest(job.collection.clone(), job.window, rejected, rejects_file))
+}
+
+/// Batches handed on in the scan's order. Decoders are awaited in the order they started,
+/// but two may reach the scan in either order, so a batch may come back before the one
+/// taken ahead of it.
+struct InOrder<T> {
+    early: BTreeMap<u64, T>,
+    next: u64,
+}
+
+impl<T> Default for InOrder<T> {
+    fn default() -> Self {
+        Self {
+            early: BTreeMap::new(),
+            next: 0,
+        }
+    }
+}
+
+impl<T> InOrder<T> {
+    /// Notes the batch taken `index`th.
+    fn add(&mut self, index: u64, batch: T) {
+        self.early.insert(index, batch);
+    }
+
+    /// The next batch in the scan's order, once it has come back.
+    fn next_ready(&mut self) -> Option<T> {
+        let batch = self.early.remove(&self.next)?;
+        self.next += 1;
+        Some(batch)
+    }
 }
 
 /// A collection's scan, shared by its decoders: each takes the next batch itself when it is
@@ -1242,6 +1269,105 @@ mod tests {
             keys.len() as u64,
             "one request per distinct key"
         );
+    }
+
+    #[test]
+    fn batches_are_handed_on_in_the_order_they_were_taken() {
+        let mut in_order = InOrder::default();
+        in_order.add(1, "second");
+        assert_eq!(in_order.next_ready(), None, "the first is still out");
+        in_order.add(0, "first");
+        assert_eq!(in_order.next_ready(), Some("first"));
+        assert_eq!(in_order.next_ready(), Some("second"));
+        assert_eq!(in_order.next_ready(), None);
+        in_order.add(2, "third");
+        assert_eq!(in_order.next_ready(), Some("third"));
+    }
+
+    /// A saved scan of `count` records under `name`, without its closing `N row(s)` and
+    /// `Took` lines when `cut`.
+    fn scan_file(name: &str, count: usize, cut: bool) -> std::path::PathBuf {
+        let keys = synth::keys(2, 7);
+        let records = synth::records(count, 100, keys.len(), test_window().start_ms(), 7);
+        let mut text = Vec::new();
+        synth::write_scan(&mut text, &records, &keys, 7).expect("written");
+        if cut {
+            let trailer = text
+                .windows(6)
+                .rposition(|w| w == b"row(s)")
+                .expect("the trailer");
+            let line = text[..trailer].iter().rposition(|&b| b == b'\n');
+            text.truncate(line.map_or(0, |at| at + 1));
+        }
+        let path = std::env::temp_dir().join(format!(
+            "intraday-shared-scan-{name}-{}.txt",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).expect("written");
+        path
+    }
+
+    fn shared_scan(path: &std::path::Path) -> Arc<SharedScan> {
+        let collection = Collection::parse("db.core.claimant").expect("a collection");
+        let source = ScanSource::File(path.to_path_buf());
+        let scan = OpenScan::open(&source, &collection, test_window()).expect("opened");
+        Arc::new(SharedScan::new(scan, None))
+    }
+
+    #[test]
+    fn a_shared_scan_gives_every_cell_once_in_numbered_batches_to_whoever_asks() {
+        let count = 3 * BATCH_CELLS + 7;
+        let path = scan_file("whole", count, false);
+        let scan = shared_scan(&path);
+        let takers: Vec<_> = (0..2)
+            .map(|_| {
+                let scan = scan.clone();
+                std::thread::spawn(move || {
+                    let mut taken = Vec::new();
+                    while let Some((index, batch)) = scan.take_batch() {
+                        taken.push((index, batch.len()));
+                    }
+                    taken
+                })
+            })
+            .collect();
+        let mut taken: Vec<(u64, usize)> = takers
+            .into_iter()
+            .flat_map(|taker| taker.join().expect("joined"))
+            .collect();
+        taken.sort_unstable();
+        let indexes: Vec<u64> = taken.iter().map(|(index, _)| *index).collect();
+        assert_eq!(indexes, [0, 1, 2, 3], "each batch once, numbered in turn");
+        assert_eq!(taken.iter().map(|(_, cells)| cells).sum::<usize>(), count);
+        assert!(scan.ended());
+        let summary = scan.finish().expect("the scan checks out");
+        assert_eq!(summary.cells, count as u64);
+        assert!(scan.finish().is_err(), "finished once");
+        std::fs::remove_file(path).ok();
+    }
+
+    #[test]
+    fn a_scan_cut_short_gives_what_it_read_then_fails_at_its_end() {
+        let path = scan_file("cut", BATCH_CELLS + 5, true);
+        let scan = shared_scan(&path);
+        let sizes: Vec<usize> = std::iter::from_fn(|| scan.take_batch())
+            .map(|(_, batch)| batch.len())
+            .collect();
+        assert_eq!(sizes, [BATCH_CELLS, 5], "every cell read is given");
+        let err = scan.finish().expect_err("a truncated scan fails");
+        assert!(err.to_string().contains("truncated"), "{err}");
+        std::fs::remove_file(path).ok();
+
+        // Stopped before its end, a scan is not checked: the consumer's error is the one
+        // reported.
+        let path = scan_file("stopped", 3 * BATCH_CELLS, true);
+        let scan = shared_scan(&path);
+        assert!(scan.take_batch().is_some());
+        scan.stop();
+        assert!(scan.ended());
+        assert!(scan.take_batch().is_none(), "nothing taken once stopped");
+        assert!(scan.finish().is_ok());
+        std::fs::remove_file(path).ok();
     }
 
     #[tokio::test]
