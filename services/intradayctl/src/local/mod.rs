@@ -70,6 +70,12 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         DemoEngine::SingleNode => None,
         DemoEngine::Spark => Some(local_spark(&options.spark_submit)?),
     };
+    if spark.is_some() && hbase_standin().is_none() {
+        return Err(CtlError::Other(format!(
+            "--engine spark: the Spark tasks scan HBase through the stand-in `hbase` command, and there is none beside intradayctl ({}); build it with `cargo build -p intraday-testkit --bins` (ci/setup.sh does)",
+            intraday_testkit::hbase::BINARY
+        )));
+    }
 
     // Under --enforce-iam the demo deploys and seeds as a user allowed everything: one it
     // makes with the free requests of the moto server it starts, or, on a server someone
@@ -344,12 +350,6 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         hbase: hbase_standin(),
         spark,
     };
-    if standin.spark.is_some() && standin.hbase.is_none() {
-        return Err(CtlError::Other(format!(
-            "--engine spark: the Spark tasks scan HBase through the stand-in `hbase` command, and there is none beside intradayctl ({}); build it with `cargo build -p intraday-testkit --bins` (ci/setup.sh does)",
-            intraday_testkit::hbase::BINARY
-        )));
-    }
 
     if let Some(spark) = &standin.spark {
         say(format!(
