@@ -59,7 +59,8 @@ impl CachedKey {
         self.answer.get()
     }
 
-    fn names(&self, key_id: &[u8], encrypted_key: &[u8]) -> bool {
+    /// Whether this is the key named so (bytes, as a record's envelope holds them).
+    pub fn names(&self, key_id: &[u8], encrypted_key: &[u8]) -> bool {
         self.encrypted_key.as_bytes() == encrypted_key && self.key_id.as_bytes() == key_id
     }
 }

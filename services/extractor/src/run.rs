@@ -745,14 +745,12 @@ struct Answers {
 
 impl Answers {
     fn position(&self, sealed: &Sealed) -> Option<usize> {
+        let (key_id, encrypted_key) = sealed.wrapped_key();
         self.by_tail
             .get(&sealed.key_tail())?
             .iter()
             .copied()
-            .find(|&index| {
-                let key = &self.keys[index];
-                sealed.has_key(key.key_id(), key.encrypted_key())
-            })
+            .find(|&index| self.keys[index].names(key_id, encrypted_key))
     }
 
     /// The answer for this record's key, once it has been had.
