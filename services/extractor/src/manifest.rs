@@ -72,6 +72,21 @@ pub struct Tally {
 impl Tally {
     pub fn observe(&mut self, timestamp_ms: u64) {
         self.records += 1;
+        self.widen(timestamp_ms);
+    }
+
+    /// Counts another tally's records and timestamps in with these (not its files).
+    pub fn absorb(&mut self, other: &Tally) {
+        self.records += other.records;
+        for timestamp_ms in [other.smallest_timestamp_ms, other.largest_timestamp_ms]
+            .into_iter()
+            .flatten()
+        {
+            self.widen(timestamp_ms);
+        }
+    }
+
+    fn widen(&mut self, timestamp_ms: u64) {
         self.smallest_timestamp_ms = Some(
             self.smallest_timestamp_ms
                 .map_or(timestamp_ms, |s| s.min(timestamp_ms)),
@@ -242,6 +257,30 @@ impl RejectsFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tallies_absorbed_count_as_if_one_had_observed_every_record() {
+        let mut whole = Tally::default();
+        let mut parts = [Tally::default(), Tally::default(), Tally::default()];
+        for (i, timestamp_ms) in [50, 7, 90, 7, 60].into_iter().enumerate() {
+            whole.observe(timestamp_ms);
+            // The last part sees nothing: an empty tally changes nothing.
+            parts[i % 2].observe(timestamp_ms);
+        }
+        let mut combined = Tally::default();
+        for part in &parts {
+            combined.absorb(part);
+        }
+        assert_eq!(combined, whole);
+        assert_eq!(
+            (
+                combined.records,
+                combined.smallest_timestamp_ms,
+                combined.largest_timestamp_ms
+            ),
+            (5, Some(7), Some(90))
+        );
+    }
 
     #[test]
     fn the_layout_keeps_rejects_and_manifests_out_of_the_tables() {

@@ -1,13 +1,13 @@
-//! One run: every collection in turn, each as a pipeline of
-//! decoders (each taking the scan's next batch itself, keys from the cache) →
-//! writer (encoding off the async threads, uploads in order), then the manifest, last.
+//! One run: every collection in turn, each extracted by its workers, threads that each take
+//! the scan's next batch, decode it (keys from the cache) and encode its records into an
+//! encoder they borrow, whose writer uploads in order; then the manifest, last.
 //!
-//! Decoders in flight and the channels between the stages are bounded, so however large a
-//! scan is, only a few batches and one row group per encoder are in memory at a time.
+//! Workers and encoders are few and the channels between them bounded, so however large a
+//! scan is, only a batch per worker and one row group per encoder are in memory at a time.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use intraday_core::{Collection, CorrelationId, OutputFormat, Window, run_folder};
 use intraday_events::{CollectionManifest, Manifest};
@@ -342,68 +342,67 @@ pub(crate) async fn extract(
             .map_err(worker_died)??
     };
     let scan = Arc::new(SharedScan::new(scan, slot));
-
-    // Decoders are started in turn, each taking the scan's next batch itself when it runs,
-    // and are awaited in that order; at most `workers` wait to be awaited.
-    let (done_tx, mut done_rx) = mpsc::channel::<JoinHandle<Decoded>>(config.workers.max(1));
-    let window = job.window;
-    let dispatcher = tokio::spawn({
-        let scan = scan.clone();
-        async move {
-            while !scan.ended() {
-                let decoding =
-                    tokio::spawn(decode_next(scan.clone(), keys.clone(), window).in_current_span());
-                if done_tx.send(decoding).await.is_err() {
-                    break;
-                }
-            }
-        }
-        .in_current_span()
-    });
-
     let tags = tags(job);
-    let mut tally = Tally::default();
     let mut rejects = RejectsFile::new(&job.collection, run, &names.rejects, tags.clone());
-    let mut lanes = Lanes::start(
-        config,
+    let mut settings = WriterSettings::new(config.format, config.file_size);
+    settings.codec = config.codec;
+    let lanes = Arc::new(Lanes::new(
+        settings,
+        config.encoders,
         output,
         format!("{data_prefix}{}", names.parts),
         tags,
-    );
+    ));
 
+    // Each worker is a thread that takes the scan's next batch, decodes it and encodes its
+    // records itself; only the batch's rejects and tally come here, in the scan's order.
+    let (seen_tx, mut seen_rx) =
+        mpsc::channel::<Result<Seen, ExtractorError>>(config.workers.max(1));
+    let workers: Vec<JoinHandle<()>> = (0..config.workers.max(1))
+        .map(|index| {
+            let worker = Worker {
+                index,
+                scan: scan.clone(),
+                keys: keys.clone(),
+                lanes: lanes.clone(),
+                window: job.window,
+                seen: seen_tx.clone(),
+                runtime: tokio::runtime::Handle::current(),
+            };
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || span.in_scope(|| worker.run()))
+        })
+        .collect();
+    drop(seen_tx);
+
+    let mut tally = Tally::default();
     let consumed = async {
         let mut in_order = InOrder::default();
-        while let Some(decoding) = done_rx.recv().await {
-            let Some((index, outcomes)) = decoding.await.map_err(worker_died)?? else {
-                continue;
-            };
-            in_order.add(index, outcomes);
-            while let Some(outcomes) = in_order.next_ready() {
-                let mut records = Vec::with_capacity(outcomes.len());
-                for outcome in outcomes {
-                    match outcome {
-                        Ok(record) => {
-                            tally.observe(record.timestamp_ms);
-                            records.push(record);
-                        }
-                        Err(reject) => rejects.add(output, &reject).await?,
-                    }
-                }
-                if !records.is_empty() && !lanes.send(records).await {
-                    // An encoder stopped: its error is reported when the lanes are joined.
-                    return Ok(());
+        while let Some(seen) = seen_rx.recv().await {
+            let seen = seen?;
+            in_order.add(seen.index, seen);
+            while let Some(seen) = in_order.next_ready() {
+                tally.absorb(&seen.tally);
+                for reject in &seen.rejects {
+                    rejects.add(output, reject).await?;
                 }
             }
+        }
+        // Every worker has stopped sending; one that died took its batch with it.
+        for worker in workers {
+            worker.await.map_err(worker_died)?;
         }
         Ok::<_, ExtractorError>(())
     }
     .await;
+    drop(seen_rx);
     if let Err(e) = consumed {
-        // No decoder starts after this, and the scan is left to stop its shell on a
-        // thread of its own: a shell that hangs must not hold up the error.
-        drop(done_rx);
-        dispatcher.abort();
+        // No worker takes another batch or encoder, and the scan is left to stop its shell
+        // on a thread of its own: a shell that hangs must not hold up the error. A worker
+        // still encoding gives up its file when it ends: a writer abandons the file in
+        // progress when its encoder goes.
         scan.stop();
+        lanes.stop();
         drop(tokio::task::spawn_blocking(move || scan.finish()));
         lanes.abort().await;
         if let Err(rejects_error) = rejects.finish(output).await {
@@ -411,11 +410,6 @@ pub(crate) async fn extract(
         }
         return Err(e);
     }
-    // A consumer that stopped early (an encoder failed) leaves the scan unread: it is
-    // stopped, and the encoder's error is the one reported below.
-    scan.stop();
-    drop(done_rx);
-    let _ = dispatcher.await;
     let scanned = tokio::task::spawn_blocking(move || scan.finish())
         .await
         .map_err(worker_died)?;
@@ -486,9 +480,6 @@ impl<T> InOrder<T> {
 /// between (BENCH.md, "A scan read by its workers": 2–5% faster, a fifth less memory).
 struct SharedScan {
     state: std::sync::Mutex<ScanState>,
-    /// Reading has ended (the output's end, a failure, or [`SharedScan::stop`]): no further
-    /// decoder need start.
-    ended: AtomicBool,
 }
 
 struct ScanState {
@@ -511,12 +502,7 @@ impl SharedScan {
                 read: None,
                 slot,
             }),
-            ended: AtomicBool::new(false),
         }
-    }
-
-    fn ended(&self) -> bool {
-        self.ended.load(Ordering::SeqCst)
     }
 
     /// The next batch and its index: up to [`BATCH_CELLS`] items or [`BATCH_BYTES`] of cell
@@ -525,7 +511,6 @@ impl SharedScan {
     /// once reading has ended. Blocks while it reads.
     fn take_batch(&self) -> Option<(u64, Vec<ScanItem>)> {
         let Ok(mut state) = self.state.lock() else {
-            self.ended.store(true, Ordering::SeqCst);
             return None;
         };
         if state.read.is_some() {
@@ -558,7 +543,6 @@ impl SharedScan {
             state.read = read;
             // The next range's shell may start now.
             state.slot = None;
-            self.ended.store(true, Ordering::SeqCst);
         }
         if batch.is_empty() {
             return None;
@@ -575,7 +559,6 @@ impl SharedScan {
         {
             state.read = Some(Ok(false));
         }
-        self.ended.store(true, Ordering::SeqCst);
     }
 
     /// How the scan ended: its totals, checked, or why it failed. Its shell is awaited, or
@@ -609,87 +592,125 @@ fn worker_died(e: tokio::task::JoinError) -> ExtractorError {
     ExtractorError::Worker(e.to_string())
 }
 
-/// What a decoder gives back: the index of the batch it took from the scan and the batch's
-/// outcomes in its order, or `None` when the scan had ended before it took one.
-type Decoded = Result<Option<(u64, Vec<Outcome>)>, ExtractorError>;
-
-/// Takes the scan's next batch and decodes it ([`open_batch`], [`finish_batch`]), both on
-/// one thread of the blocking pool: no reader thread hands the batch over.
-async fn decode_next(scan: Arc<SharedScan>, keys: Arc<KeyCache>, window: Window) -> Decoded {
-    let cache = keys.clone();
-    let opened = tokio::task::spawn_blocking(move || {
-        scan.take_batch()
-            .map(|(index, batch)| (index, open_batch(batch, &cache, window)))
-    })
-    .await
-    .map_err(worker_died)?;
-    let Some((index, (slots, answers))) = opened else {
-        return Ok(None);
-    };
-    finish_batch(slots, answers, &keys)
-        .await
-        .map(|outcomes| Some((index, outcomes)))
+/// What the consumer needs of a batch, handed on in the scan's order: its rejects, for the
+/// rejects file, and a tally of its records. The records themselves stay with the worker.
+struct Seen {
+    index: u64,
+    rejects: Vec<Reject>,
+    tally: Tally,
 }
 
-/// Decodes one batch given whole.
-#[cfg(test)]
-async fn decode(
-    batch: Vec<ScanItem>,
+/// One of a collection's workers, a thread of its own: it takes the scan's next batch,
+/// decodes it and encodes its records into an encoder it borrows, so a batch never moves
+/// between threads. Each move cost a cache's worth of records and a thread switch: with
+/// the decoding and the encoding on different threads, two workers did 1.6x one worker's
+/// records; on one thread each, 1.8x (BENCH.md, "A batch stays on its worker's thread").
+struct Worker {
+    /// Which of the collection's workers this is.
+    index: usize,
+    scan: Arc<SharedScan>,
     keys: Arc<KeyCache>,
+    lanes: Arc<Lanes>,
     window: Window,
-) -> Result<Vec<Outcome>, ExtractorError> {
-    let cache = keys.clone();
-    let (slots, answers) = tokio::task::spawn_blocking(move || open_batch(batch, &cache, window))
-        .await
-        .map_err(worker_died)?;
-    finish_batch(slots, answers, &keys).await
+    seen: mpsc::Sender<Result<Seen, ExtractorError>>,
+    /// For the rare waits on the data key service and the writers, from this thread.
+    runtime: tokio::runtime::Handle,
 }
 
-/// Each cell of a batch opened and, when its data key is already known (nearly always,
-/// after the first batches), decrypted at once, while its bytes are still in the core's
-/// cache. Runs on the blocking pool.
-fn open_batch(batch: Vec<ScanItem>, cache: &KeyCache, window: Window) -> (Vec<Slot>, Answers) {
+impl Worker {
+    /// Works until the scan has no more batches, or something fails: then it stops the scan
+    /// and the encoders, so the other workers stop too, and hands the error on.
+    fn run(self) {
+        if let Err(e) = self.work() {
+            self.scan.stop();
+            self.lanes.stop();
+            // A consumer already gone has failed itself, and reports its own error.
+            let _ = self.seen.blocking_send(Err(e));
+        }
+    }
+
+    fn work(&self) -> Result<(), ExtractorError> {
+        while let Some((index, batch)) = self.scan.take_batch() {
+            let outcomes = decode_batch(batch, &self.keys, self.window, &self.runtime)?;
+            let mut seen = Seen {
+                index,
+                rejects: Vec::new(),
+                tally: Tally::default(),
+            };
+            let mut records = Vec::with_capacity(outcomes.len());
+            let mut bytes = 0;
+            for outcome in outcomes {
+                match outcome {
+                    Ok(record) => {
+                        seen.tally.observe(record.timestamp_ms);
+                        bytes += record.id.len() + record.record.len();
+                        records.push(record);
+                    }
+                    Err(reject) => seen.rejects.push(reject),
+                }
+            }
+            if !records.is_empty() {
+                // None: the encoders were stopped by whoever failed, whose error is reported.
+                let Some(mut lane) = self.lanes.borrow(self.index, bytes)? else {
+                    return Ok(());
+                };
+                let encoded = lane.encode(records, &self.runtime);
+                self.lanes.give_back(lane);
+                encoded?;
+            }
+            if self.seen.blocking_send(Ok(seen)).is_err() {
+                // The consumer has failed, and reports its own error.
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A batch's outcomes in its order. Each cell is opened and, when its data key is already
+/// known (nearly always, after the first batches), decrypted at once, while its bytes are
+/// still in the core's cache. Cells whose keys are new wait for one request per distinct
+/// key, then are decrypted in a second pass. Blocks: runs on a worker's thread.
+fn decode_batch(
+    batch: Vec<ScanItem>,
+    keys: &Arc<KeyCache>,
+    window: Window,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Vec<Outcome>, ExtractorError> {
     let mut answers = Answers::default();
-    let slots = batch
+    let slots: Vec<Slot> = batch
         .into_iter()
         .map(|item| {
             let sealed = match open(item, window) {
                 Ok(sealed) => sealed,
                 Err(reject) => return Slot::Done(Err(reject)),
             };
-            match answers.known(cache, &sealed) {
+            match answers.known(keys, &sealed) {
                 Some(answer) => Slot::Done(decrypt(sealed, answer)),
                 None => Slot::Waiting(sealed),
             }
         })
         .collect();
-    (slots, answers)
+    if slots.iter().any(|slot| matches!(slot, Slot::Waiting(_))) {
+        runtime.block_on(answers.look_up(&slots, keys))?;
+    }
+    Ok(slots
+        .into_iter()
+        .map(|slot| slot.outcome(&answers))
+        .collect())
 }
 
-/// The batch's outcomes. Cells whose keys were not known yet wait for one request per
-/// distinct key, then are decrypted in a second pass on the blocking pool, so uploads and
-/// key requests are never held up behind the CPU work.
-async fn finish_batch(
-    slots: Vec<Slot>,
-    mut answers: Answers,
-    keys: &Arc<KeyCache>,
+/// Decodes one batch as a worker would.
+#[cfg(test)]
+async fn decode(
+    batch: Vec<ScanItem>,
+    keys: Arc<KeyCache>,
+    window: Window,
 ) -> Result<Vec<Outcome>, ExtractorError> {
-    // Nearly always: nothing waits, so no second hop to the blocking pool.
-    if slots.iter().all(|slot| matches!(slot, Slot::Done(_))) {
-        return Ok(slots
-            .into_iter()
-            .map(|slot| slot.outcome(&answers))
-            .collect());
-    }
-    answers.look_up(&slots, keys).await?;
-    tokio::task::spawn_blocking(move || {
-        slots
-            .into_iter()
-            .map(|slot| slot.outcome(&answers))
-            .collect()
-    })
-    .await
-    .map_err(worker_died)
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || decode_batch(batch, &keys, window, &runtime))
+        .await
+        .map_err(worker_died)?
 }
 
 /// A cell of a batch being decoded: its outcome, or its envelope waiting for its data key.
@@ -819,58 +840,104 @@ impl Answers {
 /// flooding the service, whose throttling the client retries (`dks.rs`).
 const KEY_REQUESTS_AT_ONCE: usize = 8;
 
-/// The encoders of one collection, each a task with its own encoder and its own files,
-/// taking batches of records from one queue as each is free. It starts with one and adds
-/// another (up to its maximum) only when a batch finds them all busy, so a small collection
-/// is still one file. File numbers come from one counter, so names never collide.
+/// The encoders of one collection, lent to its workers: a worker encodes the records it has
+/// just decoded on its own thread, into the files of the encoder it borrows, and gives it
+/// back. Until the collection has passed one row group's worth of records every worker
+/// borrows the first encoder, so a small collection is still one file; after that each
+/// worker has an encoder of its own (up to `max`, shared beyond), started when it first
+/// needs it, and never waits for another's. File numbers come from one counter, so names
+/// never collide.
 struct Lanes {
-    queue: mpsc::Sender<Vec<Record>>,
-    receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<Record>>>>,
-    cancelled: Arc<AtomicBool>,
-    next_file: Arc<AtomicU32>,
+    pool: std::sync::Mutex<Pool>,
+    /// Signalled when an encoder is given back or the encoders are stopped.
+    freed: std::sync::Condvar,
     settings: WriterSettings,
     prefix: String,
     tags: Vec<(String, String)>,
     output: Output,
-    max: usize,
-    /// Record bytes handed on so far: a collection smaller than one row group stays
-    /// with one encoder, so it stays one file.
+    next_file: Arc<AtomicU32>,
+    /// Where the writers run, whichever thread starts them.
+    runtime: tokio::runtime::Handle,
+}
+
+struct Pool {
+    lanes: Vec<LaneState>,
+    /// Record bytes handed to the encoders so far.
     handed: usize,
-    tasks: Vec<JoinHandle<Result<Vec<FileWritten>, ExtractorError>>>,
+    /// Something failed: no encoder is lent any more.
+    stopped: bool,
+}
+
+enum LaneState {
+    Unstarted,
+    Idle(Lane),
+    Lent,
 }
 
 /// A finished file and how many records it holds.
 type FileWritten = (Written, u64);
 
 impl Lanes {
-    fn start(
-        config: &RunConfig,
+    fn new(
+        settings: WriterSettings,
+        max: usize,
         output: &Output,
         prefix: String,
         tags: Vec<(String, String)>,
     ) -> Self {
-        let max = config.encoders.max(1);
-        let mut settings = WriterSettings::new(config.format, config.file_size);
-        settings.codec = config.codec;
-        let (queue, receiver) = mpsc::channel::<Vec<Record>>(1);
-        let mut lanes = Self {
-            queue,
-            receiver: Arc::new(tokio::sync::Mutex::new(receiver)),
-            cancelled: Arc::new(AtomicBool::new(false)),
-            next_file: Arc::new(AtomicU32::new(0)),
+        let pool = Pool {
+            lanes: (0..max.max(1)).map(|_| LaneState::Unstarted).collect(),
+            handed: 0,
+            stopped: false,
+        };
+        Self {
+            pool: std::sync::Mutex::new(pool),
+            freed: std::sync::Condvar::new(),
             settings,
             prefix,
             tags,
             output: output.clone(),
-            max,
-            handed: 0,
-            tasks: Vec::with_capacity(max),
-        };
-        lanes.add();
-        lanes
+            next_file: Arc::new(AtomicU32::new(0)),
+            runtime: tokio::runtime::Handle::current(),
+        }
     }
 
-    fn add(&mut self) {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Pool>, ExtractorError> {
+        self.pool
+            .lock()
+            .map_err(|_| ExtractorError::Worker("the encoders' lock was poisoned".into()))
+    }
+
+    /// The encoder for `worker`'s next `bytes` of records; `None` once the encoders are
+    /// stopped. Blocks while another worker has it.
+    fn borrow(&self, worker: usize, bytes: usize) -> Result<Option<Lane>, ExtractorError> {
+        let mut pool = self.lock()?;
+        let index = if pool.handed >= self.settings.row_group_bytes {
+            worker % pool.lanes.len()
+        } else {
+            0
+        };
+        pool.handed += bytes;
+        loop {
+            if pool.stopped {
+                return Ok(None);
+            }
+            match std::mem::replace(&mut pool.lanes[index], LaneState::Lent) {
+                LaneState::Idle(lane) => return Ok(Some(lane)),
+                LaneState::Unstarted => {
+                    drop(pool);
+                    return Ok(Some(self.start_lane(index)));
+                }
+                LaneState::Lent => {}
+            }
+            pool = self
+                .freed
+                .wait(pool)
+                .map_err(|_| ExtractorError::Worker("the encoders' lock was poisoned".into()))?;
+        }
+    }
+
+    fn start_lane(&self, index: usize) -> Lane {
         let sink = Sink {
             settings: self.settings,
             prefix: self.prefix.clone(),
@@ -879,60 +946,60 @@ impl Lanes {
             next_file: self.next_file.clone(),
             files: Vec::new(),
         };
-        let (receiver, cancelled, output) = (
-            self.receiver.clone(),
-            self.cancelled.clone(),
-            self.output.clone(),
-        );
-        self.tasks.push(tokio::spawn(
-            async move {
-                let mut lane = Lane::start(sink, output);
-                loop {
-                    let next = receiver.lock().await.recv().await;
-                    let Some(records) = next else { break };
-                    if let Err(e) = lane.records(records).await {
-                        lane.abort().await;
-                        return Err(e);
-                    }
-                }
-                if cancelled.load(Ordering::SeqCst) {
-                    lane.abort().await;
-                    return Ok(Vec::new());
-                }
-                lane.finish().await
-            }
-            .in_current_span(),
-        ));
+        let _runtime = self.runtime.enter();
+        Lane::start(index, sink, self.output.clone())
     }
 
-    /// Hands a batch to the next free encoder, adding one if all are busy and the collection
-    /// has already passed one row group's worth; false once the encoders have
-    /// stopped.
-    async fn send(&mut self, records: Vec<Record>) -> bool {
-        self.handed += records
-            .iter()
-            .map(|r| r.id.len() + r.record.len())
-            .sum::<usize>();
-        match self.queue.try_send(records) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(records)) => {
-                if self.tasks.len() < self.max && self.handed >= self.settings.row_group_bytes {
-                    self.add();
-                }
-                self.queue.send(records).await.is_ok()
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+    fn give_back(&self, lane: Lane) {
+        // With the lock poisoned the lane is dropped, and its writer abandons its file.
+        if let Ok(mut pool) = self.pool.lock()
+            && let Some(state) = pool.lanes.get_mut(lane.index)
+        {
+            *state = LaneState::Idle(lane);
         }
+        // Workers wait for different encoders.
+        self.freed.notify_all();
     }
 
-    /// Every file written, once every encoder has closed its last; the first error if any
-    /// encoder failed.
-    async fn finish(self) -> Result<Vec<FileWritten>, ExtractorError> {
-        drop(self.queue);
+    /// No encoder is lent any more; workers waiting for one stop waiting.
+    fn stop(&self) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.stopped = true;
+        }
+        self.freed.notify_all();
+    }
+
+    /// The encoders not lent, in their order.
+    fn take_idle(&self) -> Vec<Lane> {
+        let Ok(mut pool) = self.pool.lock() else {
+            return Vec::new();
+        };
+        pool.lanes
+            .iter_mut()
+            .filter_map(
+                |state| match std::mem::replace(state, LaneState::Unstarted) {
+                    LaneState::Idle(lane) => Some(lane),
+                    other => {
+                        *state = other;
+                        None
+                    }
+                },
+            )
+            .collect()
+    }
+
+    /// Every file written, once every encoder has closed its last (each on a thread of its
+    /// own); the first error if any failed. Called once every worker has ended.
+    async fn finish(&self) -> Result<Vec<FileWritten>, ExtractorError> {
+        let finishing: Vec<_> = self
+            .take_idle()
+            .into_iter()
+            .map(|lane| tokio::spawn(lane.finish().in_current_span()))
+            .collect();
         let mut files = Vec::new();
         let mut failed = None;
-        for task in self.tasks {
-            match task.await.map_err(worker_died).and_then(|r| r) {
+        for lane in finishing {
+            match lane.await.map_err(worker_died).and_then(|r| r) {
                 Ok(written) => files.extend(written),
                 Err(e) => {
                     failed.get_or_insert(e);
@@ -948,12 +1015,11 @@ impl Lanes {
         }
     }
 
-    /// Stops every encoder, abandoning the file each has in progress.
-    async fn abort(self) {
-        self.cancelled.store(true, Ordering::SeqCst);
-        drop(self.queue);
-        for task in self.tasks {
-            let _ = task.await;
+    /// Abandons the file each idle encoder has in progress. (One still lent abandons its own
+    /// when its worker drops it.)
+    async fn abort(&self) {
+        for mut lane in self.take_idle() {
+            lane.abort().await;
         }
     }
 }
@@ -962,6 +1028,8 @@ impl Lanes {
 /// output (a file, an S3 upload) while the next records are encoded, so neither waits for
 /// the other, and a lane's last row groups do not leave a core idle while they are written.
 struct Lane {
+    /// Its place among the collection's encoders.
+    index: usize,
     roller: Option<Roller>,
     /// Encoded bytes for the writer; one batch of them waits while another is written.
     chunks: Option<mpsc::Sender<Vec<Chunk>>>,
@@ -969,31 +1037,45 @@ struct Lane {
 }
 
 impl Lane {
-    fn start(sink: Sink, output: Output) -> Self {
+    fn start(index: usize, sink: Sink, output: Output) -> Self {
         let (chunks, received) = mpsc::channel(1);
         Self {
+            index,
             roller: Some(Roller::new(sink.settings)),
             chunks: Some(chunks),
             writer: Some(tokio::spawn(sink.run(output, received).in_current_span())),
         }
     }
 
-    async fn records(&mut self, records: Vec<Record>) -> Result<(), ExtractorError> {
-        let mut roller = self
+    /// Encodes `records` on this thread and hands their bytes to the writer: the error is
+    /// the writer's if it has stopped. Blocks: runs on a worker's thread.
+    fn encode(
+        &mut self,
+        records: Vec<Record>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(), ExtractorError> {
+        let roller = self
             .roller
-            .take()
+            .as_mut()
             .ok_or_else(|| ExtractorError::Worker("the encoder was lost".to_owned()))?;
-        let (roller, chunks) = tokio::task::spawn_blocking(move || {
-            for record in records {
-                roller.push(record)?;
-            }
-            let chunks = roller.drain();
-            Ok::<_, ExtractorError>((roller, chunks))
-        })
-        .await
-        .map_err(worker_died)??;
-        self.roller = Some(roller);
-        self.hand_on(chunks).await
+        for record in records {
+            roller.push(record)?;
+        }
+        let chunks = roller.drain();
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let sent = match &self.chunks {
+            Some(sender) => sender.blocking_send(chunks).is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        runtime.block_on(self.join_writer())?;
+        Err(ExtractorError::Worker(
+            "the writer stopped early".to_owned(),
+        ))
     }
 
     async fn hand_on(&mut self, chunks: Vec<Chunk>) -> Result<(), ExtractorError> {
@@ -1269,6 +1351,95 @@ mod tests {
         );
     }
 
+    /// Until a row group's worth has been handed on, every worker borrows the first encoder,
+    /// waiting for it; after that each worker has its own, shared beyond the maximum.
+    /// Stopping wakes a worker that waits. Each encoder writes files of its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workers_share_the_first_encoder_until_a_row_group_then_have_their_own() {
+        let dir = std::env::temp_dir().join(format!("intraday-lanes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let output = Output::local(&dir).expect("output");
+        let mut settings = WriterSettings::new(OutputFormat::Parquet, 1 << 20);
+        settings.row_group_bytes = 1000;
+        let lanes = Arc::new(Lanes::new(settings, 2, &output, "part-".into(), Vec::new()));
+        let runtime = tokio::runtime::Handle::current();
+        let records = |from: u64| -> Vec<Record> {
+            (from..from + 3)
+                .map(|i| Record {
+                    id: format!("{{\"id\":{i}}}"),
+                    timestamp_ms: i,
+                    record: b"{}".to_vec(),
+                })
+                .collect()
+        };
+
+        let lent = lanes.clone();
+        tokio::task::spawn_blocking(move || {
+            let lanes = lent;
+            let borrowing = |worker: usize, bytes: usize| {
+                let lanes = lanes.clone();
+                let waiting = std::thread::spawn(move || lanes.borrow(worker, bytes));
+                // Long enough for a borrow that need not wait to have returned.
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                waiting
+            };
+            let mut first = lanes.borrow(0, 600).expect("lent").expect("an encoder");
+            assert_eq!(first.index, 0);
+            first.encode(records(0), &runtime).expect("encoded");
+            // Not yet a row group handed on: worker 1 waits for the first encoder.
+            let waiting = borrowing(1, 600);
+            assert!(!waiting.is_finished(), "a second encoder started too soon");
+            lanes.give_back(first);
+            let mut first = waiting
+                .join()
+                .expect("joined")
+                .expect("lent")
+                .expect("lent");
+            assert_eq!(first.index, 0);
+
+            // Past a row group, worker 1's own, while worker 0 still has the first.
+            let waiting = borrowing(1, 100);
+            assert!(
+                waiting.is_finished(),
+                "worker 1 waits for worker 0's encoder"
+            );
+            let mut second = waiting
+                .join()
+                .expect("joined")
+                .expect("lent")
+                .expect("its own");
+            assert_eq!(second.index, 1);
+            second.encode(records(10), &runtime).expect("encoded");
+
+            // Worker 3 shares worker 1's, beyond the maximum of two: it waits, until the
+            // encoders stop.
+            let waiting = borrowing(3, 100);
+            assert!(!waiting.is_finished(), "more encoders than the maximum");
+            lanes.stop();
+            let after_stop = waiting.join().expect("joined").expect("lent");
+            assert!(after_stop.is_none(), "none lent after a stop");
+            assert!(lanes.borrow(0, 1).expect("lent").is_none());
+            first.encode(records(20), &runtime).expect("encoded");
+            lanes.give_back(first);
+            lanes.give_back(second);
+        })
+        .await
+        .expect("the workers' part");
+
+        let files = lanes.finish().await.expect("finished");
+        // Files are numbered as their first bytes reach a writer, here both at the end.
+        let keys: Vec<&str> = files
+            .iter()
+            .map(|(written, _)| written.key.as_str())
+            .collect();
+        assert_eq!(keys, ["part-00000.parquet", "part-00001.parquet"]);
+        let mut counts: Vec<u64> = files.iter().map(|(_, records)| *records).collect();
+        counts.sort();
+        assert_eq!(counts, [3, 6]);
+        std::fs::remove_dir_all(&dir).expect("cleaned up");
+    }
+
     #[test]
     fn batches_are_handed_on_in_the_order_they_were_taken() {
         let mut in_order = InOrder::default();
@@ -1337,7 +1508,10 @@ mod tests {
         let indexes: Vec<u64> = taken.iter().map(|(index, _)| *index).collect();
         assert_eq!(indexes, [0, 1, 2, 3], "each batch once, numbered in turn");
         assert_eq!(taken.iter().map(|(_, cells)| cells).sum::<usize>(), count);
-        assert!(scan.ended());
+        assert!(
+            scan.take_batch().is_none(),
+            "nothing more once read to its end"
+        );
         let summary = scan.finish().expect("the scan checks out");
         assert_eq!(summary.cells, count as u64);
         assert!(scan.finish().is_err(), "finished once");
@@ -1362,7 +1536,6 @@ mod tests {
         let scan = shared_scan(&path);
         assert!(scan.take_batch().is_some());
         scan.stop();
-        assert!(scan.ended());
         assert!(scan.take_batch().is_none(), "nothing taken once stopped");
         assert!(scan.finish().is_ok());
         std::fs::remove_file(path).ok();
