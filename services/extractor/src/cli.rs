@@ -119,8 +119,8 @@ pub struct Args {
     #[arg(long, default_value_t = 128, value_name = "MIB")]
     pub file_size_mb: u64,
 
-    /// Batches decrypted at once, and encoders per collection (each writing its own files);
-    /// defaults to the number of CPUs.
+    /// Threads per collection, each decoding and encoding a batch at a time, and at most as
+    /// many encoders, each writing files of its own; defaults to the number of CPUs.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 
@@ -449,7 +449,7 @@ pub fn config(args: &Args) -> Result<RunConfig, ExtractorError> {
         file_size: args.file_size_mb * 1024 * 1024,
         max_rejects: args.max_rejects,
         workers,
-        // As many encoders as decoders: on one core one of each, on N cores N of each.
+        // Up to an encoder per worker: none need wait for another's once a collection is large.
         encoders: workers,
         collections_at_once: args
             .collections_at_once

@@ -52,10 +52,10 @@ pub struct RunConfig {
     pub file_size: u64,
     /// A collection with more rejects than this fails the step.
     pub max_rejects: u64,
-    /// Batches decoded at once.
+    /// Threads per collection, each decoding and encoding a batch at a time.
     pub workers: usize,
-    /// Encoders per collection, each writing files of its own: the encoding is spread over
-    /// as many cores. Each holds one row group (at most [`crate::writer::MAX_ROW_GROUP_BYTES`]
+    /// Encoders per collection at most, each writing files of its own and lent to the
+    /// workers (`Lanes`). Each holds one row group (at most [`crate::writer::MAX_ROW_GROUP_BYTES`]
     /// of records), so the writers' memory grows with the workers, not with the scan.
     pub encoders: usize,
     /// Collections extracted at the same time. The workers are shared among them (each gets
@@ -842,11 +842,10 @@ const KEY_REQUESTS_AT_ONCE: usize = 8;
 
 /// The encoders of one collection, lent to its workers: a worker encodes the records it has
 /// just decoded on its own thread, into the files of the encoder it borrows, and gives it
-/// back. Until the collection has passed one row group's worth of records every worker
-/// borrows the first encoder, so a small collection is still one file; after that each
-/// worker has an encoder of its own (up to `max`, shared beyond), started when it first
-/// needs it, and never waits for another's. File numbers come from one counter, so names
-/// never collide.
+/// back. A worker finding every encoder busy starts another, but only one per row group's
+/// worth of records handed on so far (and at most `max`): a collection of one row group is
+/// one file however many workers it has, and a file holds about a row group or more. File
+/// numbers come from one counter, so names never collide.
 struct Lanes {
     pool: std::sync::Mutex<Pool>,
     /// Signalled when an encoder is given back or the encoders are stopped.
@@ -908,27 +907,39 @@ impl Lanes {
             .map_err(|_| ExtractorError::Worker("the encoders' lock was poisoned".into()))
     }
 
-    /// The encoder for `worker`'s next `bytes` of records; `None` once the encoders are
-    /// stopped. Blocks while another worker has it.
+    /// An encoder for `worker`'s next `bytes` of records: the one it had last if that is
+    /// idle, else any idle one, else a new one if the collection has grown enough for it,
+    /// else the first given back; `None` once the encoders are stopped.
     fn borrow(&self, worker: usize, bytes: usize) -> Result<Option<Lane>, ExtractorError> {
         let mut pool = self.lock()?;
-        let index = if pool.handed >= self.settings.row_group_bytes {
-            worker % pool.lanes.len()
-        } else {
-            0
-        };
         pool.handed += bytes;
         loop {
             if pool.stopped {
                 return Ok(None);
             }
-            match std::mem::replace(&mut pool.lanes[index], LaneState::Lent) {
-                LaneState::Idle(lane) => return Ok(Some(lane)),
-                LaneState::Unstarted => {
-                    drop(pool);
-                    return Ok(Some(self.start_lane(index)));
+            let allowed = pool
+                .handed
+                .div_ceil(self.settings.row_group_bytes.max(1))
+                .clamp(1, pool.lanes.len());
+            let own = worker % pool.lanes.len();
+            let idle = |state: &LaneState| matches!(state, LaneState::Idle(_));
+            let chosen = if own < allowed && idle(&pool.lanes[own]) {
+                Some(own)
+            } else {
+                pool.lanes[..allowed].iter().position(idle).or_else(|| {
+                    pool.lanes[..allowed]
+                        .iter()
+                        .position(|state| matches!(state, LaneState::Unstarted))
+                })
+            };
+            if let Some(index) = chosen {
+                match std::mem::replace(&mut pool.lanes[index], LaneState::Lent) {
+                    LaneState::Idle(lane) => return Ok(Some(lane)),
+                    _ => {
+                        drop(pool);
+                        return Ok(Some(self.start_lane(index)));
+                    }
                 }
-                LaneState::Lent => {}
             }
             pool = self
                 .freed
@@ -1351,11 +1362,12 @@ mod tests {
         );
     }
 
-    /// Until a row group's worth has been handed on, every worker borrows the first encoder,
-    /// waiting for it; after that each worker has its own, shared beyond the maximum.
-    /// Stopping wakes a worker that waits. Each encoder writes files of its own.
+    /// One encoder while a row group's worth or less has been handed on, however many
+    /// workers wait for it; another for a worker that would wait once more has; never more
+    /// than the maximum. A worker gets back the encoder it had when it is idle; stopping wakes
+    /// a worker that waits. Each encoder writes files of its own.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn workers_share_the_first_encoder_until_a_row_group_then_have_their_own() {
+    async fn another_encoder_starts_only_for_a_worker_that_would_wait_past_a_row_group() {
         let dir = std::env::temp_dir().join(format!("intraday-lanes-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
@@ -1384,43 +1396,46 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(200));
                 waiting
             };
+            let taken = |waiting: std::thread::JoinHandle<Result<Option<Lane>, _>>| {
+                waiting
+                    .join()
+                    .expect("joined")
+                    .expect("lent")
+                    .expect("an encoder")
+            };
             let mut first = lanes.borrow(0, 600).expect("lent").expect("an encoder");
             assert_eq!(first.index, 0);
             first.encode(records(0), &runtime).expect("encoded");
-            // Not yet a row group handed on: worker 1 waits for the first encoder.
-            let waiting = borrowing(1, 600);
+            // 900 bytes, not yet more than a row group: worker 1 waits for the first.
+            let waiting = borrowing(1, 300);
             assert!(!waiting.is_finished(), "a second encoder started too soon");
             lanes.give_back(first);
-            let mut first = waiting
-                .join()
-                .expect("joined")
-                .expect("lent")
-                .expect("lent");
+            let mut first = taken(waiting);
             assert_eq!(first.index, 0);
 
-            // Past a row group, worker 1's own, while worker 0 still has the first.
-            let waiting = borrowing(1, 100);
-            assert!(
-                waiting.is_finished(),
-                "worker 1 waits for worker 0's encoder"
-            );
-            let mut second = waiting
-                .join()
-                .expect("joined")
-                .expect("lent")
-                .expect("its own");
+            // 1,200 bytes: worker 0 would wait, so it has a second.
+            let waiting = borrowing(0, 300);
+            assert!(waiting.is_finished(), "worker 0 waited past a row group");
+            let mut second = taken(waiting);
             assert_eq!(second.index, 1);
             second.encode(records(10), &runtime).expect("encoded");
+            first.encode(records(20), &runtime).expect("encoded");
 
-            // Worker 3 shares worker 1's, beyond the maximum of two: it waits, until the
-            // encoders stop.
-            let waiting = borrowing(3, 100);
+            // Each worker gets back the one it had last, both being idle.
+            lanes.give_back(second);
+            lanes.give_back(first);
+            let second = taken(borrowing(1, 10));
+            assert_eq!(second.index, 1, "worker 1's own");
+            let first = taken(borrowing(0, 10));
+            assert_eq!(first.index, 0);
+
+            // Both busy and at the maximum: a third worker waits, until the encoders stop.
+            let waiting = borrowing(2, 100);
             assert!(!waiting.is_finished(), "more encoders than the maximum");
             lanes.stop();
             let after_stop = waiting.join().expect("joined").expect("lent");
             assert!(after_stop.is_none(), "none lent after a stop");
             assert!(lanes.borrow(0, 1).expect("lent").is_none());
-            first.encode(records(20), &runtime).expect("encoded");
             lanes.give_back(first);
             lanes.give_back(second);
         })

@@ -407,10 +407,11 @@ async fn a_large_collection_is_encoded_in_parallel_into_distinct_files() {
     let fx = Fixture::new().await;
     let records = synth::records(12_000, 1024, fx.keys.len(), START, 5);
     let scan = fx.scan_file("claimant.scan", &fx.good_scan(&records));
-    // 16 MiB files: a row group of 16 MiB shared by 2 encoders, so 8 MiB each, and a second
-    // encoder joins once 8 MiB of records (about 8,000 here) have been handed on.
+    // Row groups of 8 MiB: a second encoder may start once 8 MiB of records (about 8,000
+    // here) have been handed on, for a worker that would otherwise wait. Eight workers on
+    // the machine's cores keep the first encoder busy whatever the build's speed.
     let output = fx
-        .run(&scan, &["--workers", "2", "--file-size-mb", "16"])
+        .run(&scan, &["--workers", "8", "--file-size-mb", "16"])
         .await;
     assert!(output.status.success(), "{}", stderr(&output));
     let manifest = Manifest::parse(&std::fs::read_to_string(fx.manifest_path()).expect("manifest"))
