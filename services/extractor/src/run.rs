@@ -869,7 +869,8 @@ struct Pool {
 
 enum LaneState {
     Unstarted,
-    Idle(Lane),
+    /// Boxed: a lane is large, and most states are not idle ones.
+    Idle(Box<Lane>),
     Lent,
 }
 
@@ -934,7 +935,7 @@ impl Lanes {
             };
             if let Some(index) = chosen {
                 match std::mem::replace(&mut pool.lanes[index], LaneState::Lent) {
-                    LaneState::Idle(lane) => return Ok(Some(lane)),
+                    LaneState::Idle(lane) => return Ok(Some(*lane)),
                     _ => {
                         drop(pool);
                         return Ok(Some(self.start_lane(index)));
@@ -966,7 +967,7 @@ impl Lanes {
         if let Ok(mut pool) = self.pool.lock()
             && let Some(state) = pool.lanes.get_mut(lane.index)
         {
-            *state = LaneState::Idle(lane);
+            *state = LaneState::Idle(Box::new(lane));
         }
         // Workers wait for different encoders.
         self.freed.notify_all();
@@ -989,7 +990,7 @@ impl Lanes {
             .iter_mut()
             .filter_map(
                 |state| match std::mem::replace(state, LaneState::Unstarted) {
-                    LaneState::Idle(lane) => Some(lane),
+                    LaneState::Idle(lane) => Some(*lane),
                     other => {
                         *state = other;
                         None
