@@ -603,8 +603,9 @@ struct Seen {
 /// One of a collection's workers, a thread of its own: it takes the scan's next batch,
 /// decodes it and encodes its records into an encoder it borrows, so a batch never moves
 /// between threads. Each move cost a cache's worth of records and a thread switch: with
-/// the decoding and the encoding on different threads, two workers did 1.6x one worker's
-/// records; on one thread each, 1.8x (BENCH.md, "A batch stays on its worker's thread").
+/// the decoding and the encoding on different threads, two workers did 1.66x (1 KB) and
+/// 1.74x (8 KB) one worker's records; on one thread each, 1.86x and 1.87x (BENCH.md, "A
+/// batch stays on its worker's thread").
 struct Worker {
     /// Which of the collection's workers this is.
     index: usize,
