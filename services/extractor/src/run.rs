@@ -214,8 +214,7 @@ async fn extract_collection(
 /// `hbase shell` and its own pipeline, writing files named after the range
 /// ([`FileNames::task`]). A range that fails to scan is tried once more, even after it wrote
 /// files: its retry replaces exactly its own. A second failure fails the collection, and no
-/// further range starts. The ranges share the collection's workers and its queue of scan
-/// batches.
+/// further range starts. The ranges running at once share the collection's workers.
 async fn extract_in_ranges(
     config: &RunConfig,
     job: &CollectionJob,
@@ -444,9 +443,8 @@ pub(crate) async fn extract(
     Ok(tally.into_manifest(job.collection.clone(), job.window, rejected, rejects_file))
 }
 
-/// Batches handed on in the scan's order. Decoders are awaited in the order they started,
-/// but two may reach the scan in either order, so a batch may come back before the one
-/// taken ahead of it.
+/// Batches handed on in the scan's order. Workers hand on each batch as they finish it, so a
+/// batch may come back before the one taken ahead of it.
 struct InOrder<T> {
     early: BTreeMap<u64, T>,
     next: u64,
@@ -475,7 +473,7 @@ impl<T> InOrder<T> {
     }
 }
 
-/// A collection's scan, shared by its decoders: each takes the next batch itself when it is
+/// A collection's scan, shared by its workers: each takes the next batch itself when it is
 /// free, so no reader thread competes with them for the cores and no queue of batches waits
 /// between (BENCH.md, "A scan read by its workers": 2–5% faster, a fifth less memory).
 struct SharedScan {
