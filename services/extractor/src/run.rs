@@ -873,6 +873,10 @@ enum LaneState {
     Lent,
 }
 
+fn lock_poisoned<T>(_: std::sync::PoisonError<T>) -> ExtractorError {
+    ExtractorError::Worker("the encoders' lock was poisoned".into())
+}
+
 /// A finished file and how many records it holds.
 type FileWritten = (Written, u64);
 
@@ -902,9 +906,7 @@ impl Lanes {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Pool>, ExtractorError> {
-        self.pool
-            .lock()
-            .map_err(|_| ExtractorError::Worker("the encoders' lock was poisoned".into()))
+        self.pool.lock().map_err(lock_poisoned)
     }
 
     /// An encoder for `worker`'s next `bytes` of records: the one it had last if that is
@@ -941,10 +943,7 @@ impl Lanes {
                     }
                 }
             }
-            pool = self
-                .freed
-                .wait(pool)
-                .map_err(|_| ExtractorError::Worker("the encoders' lock was poisoned".into()))?;
+            pool = self.freed.wait(pool).map_err(lock_poisoned)?;
         }
     }
 
@@ -1073,20 +1072,7 @@ impl Lane {
             roller.push(record)?;
         }
         let chunks = roller.drain();
-        if chunks.is_empty() {
-            return Ok(());
-        }
-        let sent = match &self.chunks {
-            Some(sender) => sender.blocking_send(chunks).is_ok(),
-            None => false,
-        };
-        if sent {
-            return Ok(());
-        }
-        runtime.block_on(self.join_writer())?;
-        Err(ExtractorError::Worker(
-            "the writer stopped early".to_owned(),
-        ))
+        runtime.block_on(self.hand_on(chunks))
     }
 
     async fn hand_on(&mut self, chunks: Vec<Chunk>) -> Result<(), ExtractorError> {

@@ -70,7 +70,8 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         DemoEngine::SingleNode => None,
         DemoEngine::Spark => Some(local_spark(&options.spark_submit)?),
     };
-    if spark.is_some() && hbase_standin().is_none() {
+    let hbase = hbase_standin();
+    if spark.is_some() && hbase.is_none() {
         return Err(CtlError::Other(format!(
             "--engine spark: the Spark tasks scan HBase through the stand-in `hbase` command, and there is none beside intradayctl ({}); build it with `cargo build -p intraday-testkit --bins` (ci/setup.sh does)",
             intraday_testkit::hbase::BINARY
@@ -347,7 +348,7 @@ pub async fn demo(options: DemoOptions) -> Result<Report, CtlError> {
         workdir: workdir.clone(),
         runs_suffix: format!("-{demo_id}"),
         credentials: step_credentials,
-        hbase: hbase_standin(),
+        hbase,
         spark,
     };
 
