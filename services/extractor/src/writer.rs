@@ -6,15 +6,22 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use flate2::Compression as GzipLevel;
 use flate2::write::GzEncoder;
 use intraday_core::OutputFormat;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::column::page::{CompressedPage, PageWriteSpec, PageWriter};
+use parquet::column::writer::{ColumnCloseResult, ColumnWriterImpl};
 use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
-use parquet::file::writer::SerializedFileWriter;
+use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::writer::{
+    SerializedFileWriter, SerializedPageWriter, SerializedRowGroupWriter, TrackedWrite,
+};
 use parquet::schema::parser::parse_message_type;
-use parquet::schema::types::ColumnPath;
+use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 
 use crate::ExtractorError;
 use crate::record::Record;
@@ -27,11 +34,11 @@ const SCHEMA: &str = "message record {
 }";
 
 /// The largest row group, counted in record bytes before compression (about 1.5 MiB once
-/// compressed). Each encoder holds one until it is complete, so the writers hold this much
-/// per encoder. 8 MiB ran 5-10% faster end to end than 64 MiB, and its peak memory stayed
-/// flat as scans grew, where 16 MiB and more kept growing: the allocator reuses a small row
-/// group's memory for the next (BENCH.md, "Row groups and the allocator"). zstd compresses
-/// pages, not row groups, so files are no larger.
+/// compressed, the column chunks readers fetch). An encoder holds its row group's pages,
+/// compressed as each fills, until the group is complete. 8 MiB ran 5-10% faster end to end
+/// than 64 MiB when row groups were held raw, and its peak memory stayed flat as scans grew
+/// (BENCH.md, "Row groups and the allocator"). zstd compresses pages, not row groups, so
+/// files are no larger.
 pub const MAX_ROW_GROUP_BYTES: usize = 8 * 1024 * 1024;
 
 /// What the encoders hand to the output, in order.
@@ -316,33 +323,174 @@ impl Write for Pieces {
     }
 }
 
+/// One Parquet file being encoded. Records go into the row group's column writers as they
+/// arrive, so each page is compressed as soon as it is full and a row group holds only its
+/// compressed pages until it closes. Held raw and compressed when full, a row group's records
+/// took 8 MiB per encoder, and a collection's last row groups were compressed after its last
+/// record, one core idle while the larger ran (BENCH.md, "Pages compressed as they fill").
 struct ParquetEncoder {
     writer: SerializedFileWriter<Pieces>,
+    properties: Arc<WriterProperties>,
+    /// The row group in progress, from its first record to its close.
+    group: Option<GroupInProgress>,
+    /// Each column's pages, in the schema's order.
+    pages: [ColumnPages; 3],
+    /// Records not yet handed to the column writers: they take a slice of values at a time.
     ids: Vec<ByteArray>,
     timestamps: Vec<i64>,
     documents: Vec<ByteArray>,
-    pending_bytes: usize,
+    staged_bytes: usize,
+    /// Record bytes in the row group in progress, staged ones included.
+    group_bytes: usize,
     records: u64,
     last_group_size: u64,
     file_size: u64,
     row_group_bytes: usize,
 }
 
+/// Records are handed to the column writers once this many bytes of them are staged: the
+/// writers then check their pages' size once per slice rather than once per record.
+const STAGED_BYTES: usize = 256 * 1024;
+
+/// A row group's three column writers, each encoding into its column's pages.
+struct GroupInProgress {
+    ids: ColumnWriterImpl<'static, ByteArrayType>,
+    timestamps: ColumnWriterImpl<'static, Int64Type>,
+    documents: ColumnWriterImpl<'static, ByteArrayType>,
+}
+
+impl GroupInProgress {
+    fn new(
+        schema: &SchemaDescriptor,
+        properties: &Arc<WriterProperties>,
+        pages: &[ColumnPages; 3],
+    ) -> Self {
+        Self {
+            ids: ColumnWriterImpl::new(schema.column(0), properties.clone(), pages[0].writer()),
+            timestamps: ColumnWriterImpl::new(
+                schema.column(1),
+                properties.clone(),
+                pages[1].writer(),
+            ),
+            documents: ColumnWriterImpl::new(
+                schema.column(2),
+                properties.clone(),
+                pages[2].writer(),
+            ),
+        }
+    }
+}
+
+/// One column's pages for the row group in progress: memory shared with the encoder, which
+/// copies the column chunk into the file once the column's writer has closed (a writer
+/// keeps its page writer until then), and keeps the memory for the next row group.
+#[derive(Default, Clone)]
+struct ColumnPages(Arc<std::sync::Mutex<Vec<u8>>>);
+
+fn pages_lost<T>(_: std::sync::PoisonError<T>) -> std::io::Error {
+    std::io::Error::other("a column's pages were lost")
+}
+
+impl ColumnPages {
+    fn writer(&self) -> Box<dyn PageWriter> {
+        Box::new(PageSink {
+            sink: TrackedWrite::new(self.clone()),
+        })
+    }
+
+    /// Moves the column chunk into the row group, which rebases its page offsets.
+    fn append_to(
+        &self,
+        row_group: &mut SerializedRowGroupWriter<'_, Pieces>,
+        closed: ColumnCloseResult,
+    ) -> Result<(), ExtractorError> {
+        let mut pages = self
+            .0
+            .lock()
+            .map_err(|e| parquet_error(pages_lost(e).into()))?;
+        row_group
+            .append_column(&ChunkSlice(&pages), closed)
+            .map_err(parquet_error)?;
+        pages.clear();
+        Ok(())
+    }
+}
+
+impl Write for ColumnPages {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(pages_lost)?.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A column chunk in memory, read as `append_column` reads one.
+struct ChunkSlice<'a>(&'a [u8]);
+
+impl Length for ChunkSlice<'_> {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+}
+
+impl<'a> ChunkReader for ChunkSlice<'a> {
+    type T = &'a [u8];
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<&'a [u8]> {
+        let slice: &'a [u8] = self.0;
+        usize::try_from(start)
+            .ok()
+            .and_then(|start| slice.get(start..))
+            .ok_or_else(|| ParquetError::EOF(format!("no byte {start} in a column chunk")))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let read = self.get_read(start)?;
+        read.get(..length)
+            .map(Bytes::copy_from_slice)
+            .ok_or_else(|| {
+                ParquetError::EOF(format!("no {length} bytes at {start} in a column chunk"))
+            })
+    }
+}
+
+/// Writes each page as the file writer would (its header, then its bytes), into a column's
+/// own memory: the offsets it reports count from the chunk's start, and the row group
+/// moves them when it takes the chunk (`SerializedRowGroupWriter::append_column`).
+struct PageSink {
+    sink: TrackedWrite<ColumnPages>,
+}
+
+impl PageWriter for PageSink {
+    fn write_page(&mut self, page: CompressedPage) -> parquet::errors::Result<PageWriteSpec> {
+        SerializedPageWriter::new(&mut self.sink).write_page(page)
+    }
+
+    fn close(&mut self) -> parquet::errors::Result<()> {
+        self.sink.flush()?;
+        Ok(())
+    }
+}
+
 impl ParquetEncoder {
     fn new(settings: &WriterSettings) -> Result<Self, ExtractorError> {
         let schema = Arc::new(parse_message_type(SCHEMA).map_err(parquet_error)?);
-        let writer = SerializedFileWriter::new(
-            Pieces::default(),
-            schema,
-            Arc::new(parquet_properties(settings.codec)?),
-        )
-        .map_err(parquet_error)?;
+        let properties = Arc::new(parquet_properties(settings.codec)?);
+        let writer = SerializedFileWriter::new(Pieces::default(), schema, properties.clone())
+            .map_err(parquet_error)?;
         Ok(Self {
             writer,
+            properties,
+            group: None,
+            pages: Default::default(),
             ids: Vec::new(),
             timestamps: Vec::new(),
             documents: Vec::new(),
-            pending_bytes: 0,
+            staged_bytes: 0,
+            group_bytes: 0,
             records: 0,
             last_group_size: 0,
             file_size: settings.file_size,
@@ -354,45 +502,72 @@ impl ParquetEncoder {
         // Cell timestamps are far below i64::MAX; one that is not is kept at the maximum
         // rather than wrapped negative.
         let timestamp = i64::try_from(record.timestamp_ms).unwrap_or(i64::MAX);
-        self.pending_bytes += record.id.len() + record.record.len() + 8;
+        let bytes = record.id.len() + record.record.len() + 8;
+        self.staged_bytes += bytes;
+        self.group_bytes += bytes;
         self.ids.push(ByteArray::from(record.id.into_bytes()));
         self.timestamps.push(timestamp);
         self.documents.push(ByteArray::from(record.record));
         self.records += 1;
-        if self.pending_bytes >= self.row_group_bytes {
-            self.write_group()?;
+        if self.group_bytes >= self.row_group_bytes {
+            self.close_group()?;
+        } else if self.staged_bytes >= STAGED_BYTES {
+            self.write_staged()?;
         }
         Ok(())
     }
 
-    fn write_group(&mut self) -> Result<(), ExtractorError> {
+    /// Hands the staged records to the row group's column writers, which compress each page
+    /// as it fills.
+    fn write_staged(&mut self) -> Result<(), ExtractorError> {
         if self.timestamps.is_empty() {
             return Ok(());
         }
-        let mut group = self.writer.next_row_group().map_err(parquet_error)?;
-        let mut index = 0;
-        while let Some(mut column) = group.next_column().map_err(parquet_error)? {
-            match index {
-                0 => column
-                    .typed::<ByteArrayType>()
-                    .write_batch(&self.ids, None, None),
-                1 => column
-                    .typed::<Int64Type>()
-                    .write_batch(&self.timestamps, None, None),
-                _ => column
-                    .typed::<ByteArrayType>()
-                    .write_batch(&self.documents, None, None),
-            }
+        let group = match &mut self.group {
+            Some(group) => group,
+            None => self.group.insert(GroupInProgress::new(
+                self.writer.schema_descr(),
+                &self.properties,
+                &self.pages,
+            )),
+        };
+        group
+            .ids
+            .write_batch(&self.ids, None, None)
             .map_err(parquet_error)?;
-            column.close().map_err(parquet_error)?;
-            index += 1;
-        }
-        let metadata = group.close().map_err(parquet_error)?;
-        self.last_group_size = u64::try_from(metadata.compressed_size()).unwrap_or(0);
+        group
+            .timestamps
+            .write_batch(&self.timestamps, None, None)
+            .map_err(parquet_error)?;
+        group
+            .documents
+            .write_batch(&self.documents, None, None)
+            .map_err(parquet_error)?;
         self.ids.clear();
         self.timestamps.clear();
         self.documents.clear();
-        self.pending_bytes = 0;
+        self.staged_bytes = 0;
+        Ok(())
+    }
+
+    /// Writes the row group in progress, if any, into the file.
+    fn close_group(&mut self) -> Result<(), ExtractorError> {
+        self.write_staged()?;
+        let Some(group) = self.group.take() else {
+            return Ok(());
+        };
+        let closed = [
+            group.ids.close().map_err(parquet_error)?,
+            group.timestamps.close().map_err(parquet_error)?,
+            group.documents.close().map_err(parquet_error)?,
+        ];
+        let mut row_group = self.writer.next_row_group().map_err(parquet_error)?;
+        for (closed, pages) in closed.into_iter().zip(&self.pages) {
+            pages.append_to(&mut row_group, closed)?;
+        }
+        let metadata = row_group.close().map_err(parquet_error)?;
+        self.last_group_size = u64::try_from(metadata.compressed_size()).unwrap_or(0);
+        self.group_bytes = 0;
         Ok(())
     }
 
@@ -400,12 +575,12 @@ impl ParquetEncoder {
     /// files stay at or under the size rather than over it by a row group.
     fn is_full(&self) -> bool {
         self.last_group_size > 0
-            && self.pending_bytes == 0
+            && self.group_bytes == 0
             && self.writer.bytes_written() as u64 + self.last_group_size > self.file_size
     }
 
     fn finish(mut self) -> Result<Vec<Vec<u8>>, ExtractorError> {
-        self.write_group()?;
+        self.close_group()?;
         self.writer.finish().map_err(parquet_error)?;
         Ok(self.writer.inner_mut().take())
     }
@@ -584,6 +759,26 @@ mod tests {
             back.extend(rows);
         }
         assert_eq!(back, records);
+    }
+
+    #[test]
+    fn pages_are_compressed_as_records_arrive_not_when_their_row_group_closes() {
+        // About 3 MB of records: several pages, less than a row group.
+        let records: Vec<Record> = (0..3000)
+            .map(|i| record(i, &format!(r#"{{"n":{i},"pad":"{}"}}"#, noise(i, 1000))))
+            .collect();
+        let settings = WriterSettings::new(OutputFormat::Parquet, 128 << 20);
+        let mut encoder = ParquetEncoder::new(&settings).expect("encoder");
+        for r in &records {
+            encoder.push(r.clone()).expect("push");
+        }
+        assert!(encoder.writer.flushed_row_groups().is_empty());
+        let paged = encoder.pages[2].0.lock().expect("pages").len();
+        // Two pages of about 1 MiB of hex each, compressed to about two thirds.
+        assert!(paged > 1 << 20, "only {paged} bytes of record pages so far");
+        assert!(encoder.staged_bytes < STAGED_BYTES);
+        let bytes = encoder.finish().expect("finish").concat();
+        assert_eq!(read_parquet(bytes), records);
     }
 
     #[test]
