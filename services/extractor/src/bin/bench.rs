@@ -6,10 +6,15 @@
 //! cargo build --release -p intraday-extractor --bins
 //! target/release/intraday-extractor-bench [--records-1k N] [--records-8k N] [--keys N] [--dir DIR]
 //!     [--python PYTHON] [--compression CODEC] [--shell-cells-per-second N]
-//!     [--spark-submit PATH]
+//!     [--spark-submit PATH] [--runs N]
 //! ```
 //!
 //! `--compression` is passed to the binary's end-to-end runs (its default otherwise).
+//!
+//! Each end-to-end row is the median of `--runs` runs (3 by default), taken in turns with
+//! the other rows' runs, so a machine that slows down for a while slows every row alike; the
+//! row names the fastest and slowest too. One run of each moved the ratio of two workers
+//! to one by up to 0.15x on this project's machine.
 //!
 //! With `--python` (an interpreter with pycryptodome; `ci/bench.sh` passes one), the
 //! original's per-record Python path (`bench/original_path.py`) runs on the same scan, pinned
@@ -59,6 +64,8 @@ struct Options {
     shell_rate: u32,
     /// `spark-submit`, for the Spark rows.
     spark_submit: Option<PathBuf>,
+    /// How many times each end-to-end row is run; it reports the median.
+    runs: usize,
     /// Only write the scans, serve their keys and print the extractor's command for each,
     /// until stopped: for running the binary under a profiler.
     serve: bool,
@@ -125,6 +132,7 @@ fn options() -> Result<Options, String> {
         shell_rate: 25_000,
         spark_submit: None,
         serve: false,
+        runs: 3,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -142,13 +150,14 @@ fn options() -> Result<Options, String> {
             "--compression" => options.compression = Some(value()?),
             "--spark-submit" => options.spark_submit = Some(PathBuf::from(value()?)),
             "--serve" => options.serve = true,
+            "--runs" => options.runs = number(value()?)?.max(1),
             "--shell-cells-per-second" => {
                 options.shell_rate = u32::try_from(number(value()?)?.max(1))
                     .map_err(|_| format!("{flag}: too large"))?;
             }
             other => {
                 return Err(format!(
-                    "unknown flag `{other}`; use --records-1k N --records-8k N --keys N --dir DIR --python PYTHON --compression CODEC --shell-cells-per-second N --spark-submit PATH --serve"
+                    "unknown flag `{other}`; use --records-1k N --records-8k N --keys N --dir DIR --python PYTHON --compression CODEC --shell-cells-per-second N --spark-submit PATH --runs N --serve"
                 ));
             }
         }
@@ -495,15 +504,35 @@ async fn measure(
         layouts.extend([1, 2].map(|k| Layout::Ranges(k, cpus, None)));
         layouts.extend([1, 2, 4, 8].map(|k| Layout::Ranges(k, cpus, Some(options.shell_rate))));
     }
-    for layout in layouts {
-        let source = match layout {
-            Layout::Ranges(..) => Source::Hbase {
-                command: &standin,
-                data: &table,
-            },
-            _ => Source::File(&scan_path),
+    let mut timed: Vec<Vec<Row>> = layouts.iter().map(|_| Vec::new()).collect();
+    for _ in 0..options.runs {
+        for (layout, runs) in layouts.iter().zip(&mut timed) {
+            let source = match layout {
+                Layout::Ranges(..) => Source::Hbase {
+                    command: &standin,
+                    data: &table,
+                },
+                _ => Source::File(&scan_path),
+            };
+            runs.push(end_to_end(options, dks, source, scan_bytes, count, *layout).await?);
+        }
+    }
+    for mut runs in timed {
+        runs.sort_by_key(|row| row.elapsed);
+        let (fastest, slowest) = match (runs.first(), runs.last()) {
+            (Some(first), Some(last)) => (first.elapsed, last.elapsed),
+            _ => continue,
         };
-        let mut row = end_to_end(options, dks, source, scan_bytes, count, layout).await?;
+        let mut row = runs.swap_remove(runs.len() / 2);
+        if options.runs > 1 {
+            row.note = format!(
+                "{}; median of {} runs ({:.3}–{:.3} s)",
+                row.note,
+                options.runs,
+                fastest.as_secs_f64(),
+                slowest.as_secs_f64()
+            );
+        }
         // Records per second against one worker on one core's.
         let rate = row.records as f64 / row.elapsed.as_secs_f64();
         let base = *one.get_or_insert(rate);
