@@ -25,7 +25,7 @@ use crate::record::{self, Record, Sealed};
 use crate::scan::{Reject, ScanItem, ScanSummary};
 use crate::source::{OpenScan, RANGES_PER_SCAN, ScanSource, key_ranges, name_range};
 use crate::tasks::combine;
-use crate::writer::{Chunk, Codec, Roller, WriterSettings};
+use crate::writer::{Chunk, Codec, PAGE_BYTES, Roller, WriterSettings};
 
 /// Cells per batch: enough to amortise the hand-offs, small enough to keep memory flat.
 /// Since the reader stopped copying values, 512 measured about 6% faster than 256 with two
@@ -841,10 +841,13 @@ const KEY_REQUESTS_AT_ONCE: usize = 8;
 
 /// The encoders of one collection, lent to its workers: a worker encodes the records it has
 /// just decoded on its own thread, into the files of the encoder it borrows, and gives it
-/// back. A worker finding every encoder busy starts another, but only one per row group's
-/// worth of records handed on so far (and at most `max`): a collection of one row group is
-/// one file however many workers it has, and a file holds about a row group or more. File
-/// numbers come from one counter, so names never collide.
+/// back. A worker finding every encoder busy starts another, but only one per page's worth
+/// of records handed on so far (`writer::PAGE_BYTES`, or a row group if smaller; and at most
+/// `max`): a collection of a page or less is one file however many workers it has, and a
+/// file holds about a page or more. An encoder compresses each page as it fills, so while
+/// workers share one it is busy for much of each batch: waiting for a whole row group (8 MiB)
+/// before the second cost two workers 3-7% of a 0.35 s run (BENCH.md, "Pages compressed as
+/// they fill"). File numbers come from one counter, so names never collide.
 struct Lanes {
     pool: std::sync::Mutex<Pool>,
     /// Signalled when an encoder is given back or the encoders are stopped.
@@ -921,7 +924,7 @@ impl Lanes {
             }
             let allowed = pool
                 .handed
-                .div_ceil(self.settings.row_group_bytes.max(1))
+                .div_ceil(self.settings.row_group_bytes.clamp(1, PAGE_BYTES))
                 .clamp(1, pool.lanes.len());
             let own = worker % pool.lanes.len();
             let idle = |state: &LaneState| matches!(state, LaneState::Idle(_));
@@ -1348,12 +1351,13 @@ mod tests {
         );
     }
 
-    /// One encoder while a row group's worth or less has been handed on, however many
+    /// One encoder while a page's worth or less has been handed on (here a row group, which is
+    /// smaller), however many
     /// workers wait for it; another for a worker that would wait once more has; never more
     /// than the maximum. A worker gets back the encoder it had when it is idle; stopping wakes
     /// a worker that waits. Each encoder writes files of its own.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn another_encoder_starts_only_for_a_worker_that_would_wait_past_a_row_group() {
+    async fn another_encoder_starts_only_for_a_worker_that_would_wait_past_a_page() {
         let dir = std::env::temp_dir().join(format!("intraday-lanes-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
@@ -1438,6 +1442,47 @@ mod tests {
         let mut counts: Vec<u64> = files.iter().map(|(_, records)| *records).collect();
         counts.sort();
         assert_eq!(counts, [3, 6]);
+        std::fs::remove_dir_all(&dir).expect("cleaned up");
+    }
+
+    /// With row groups larger than a page, as in a real run, a page's worth of records is
+    /// enough for a second encoder: workers do not share one for a whole row group.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_encoder_may_start_after_a_page_not_a_whole_row_group() {
+        let dir = std::env::temp_dir().join(format!("intraday-page-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let output = Output::local(&dir).expect("output");
+        let settings = WriterSettings::new(OutputFormat::Parquet, 128 << 20);
+        assert!(settings.row_group_bytes > 2 * PAGE_BYTES);
+        let lanes = Arc::new(Lanes::new(settings, 2, &output, "part-".into(), Vec::new()));
+        let lent = lanes.clone();
+        tokio::task::spawn_blocking(move || {
+            let first = lent
+                .borrow(0, PAGE_BYTES)
+                .expect("lent")
+                .expect("an encoder");
+            let lanes = lent.clone();
+            let waiting = std::thread::spawn(move || lanes.borrow(1, 1));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let finished = waiting.is_finished();
+            // Let a worker that waits go, whatever the outcome.
+            lent.give_back(first);
+            let second = waiting
+                .join()
+                .expect("joined")
+                .expect("lent")
+                .expect("an encoder");
+            assert!(
+                finished,
+                "a second worker waited past a page for the first encoder"
+            );
+            assert_eq!(second.index, 1);
+            lent.give_back(second);
+        })
+        .await
+        .expect("the workers' part");
+        assert!(lanes.finish().await.expect("finished").is_empty());
         std::fs::remove_dir_all(&dir).expect("cleaned up");
     }
 

@@ -41,6 +41,11 @@ const SCHEMA: &str = "message record {
 /// files are no larger.
 pub const MAX_ROW_GROUP_BYTES: usize = 8 * 1024 * 1024;
 
+/// A Parquet data page's records before compression: each column writer compresses its page
+/// once it holds this much (parquet's default, set here because the encoders' sharing rule
+/// counts in it, `run::Lanes`).
+pub const PAGE_BYTES: usize = 1024 * 1024;
+
 /// What the encoders hand to the output, in order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Chunk {
@@ -266,6 +271,7 @@ pub fn parquet_properties(codec: Codec) -> Result<WriterProperties, ExtractorErr
         // Ids and documents are nearly all distinct: a dictionary would be built, then
         // abandoned, for every page.
         .set_dictionary_enabled(false)
+        .set_data_page_size_limit(PAGE_BYTES)
         .set_column_statistics_enabled(ColumnPath::from("record"), EnabledStatistics::None)
         .set_statistics_truncate_length(Some(64))
         .set_created_by(format!("intraday-extractor {}", env!("CARGO_PKG_VERSION")))

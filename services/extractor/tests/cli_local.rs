@@ -400,16 +400,16 @@ async fn usage_errors_name_the_flag() {
     );
 }
 
-/// A collection larger than a row group is encoded by several encoders at once, each writing
+/// A collection larger than a page is encoded by several encoders at once, each writing
 /// files of its own: names never collide, and every record is in exactly one file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_collection_is_encoded_in_parallel_into_distinct_files() {
     let fx = Fixture::new().await;
     let records = synth::records(12_000, 1024, fx.keys.len(), START, 5);
     let scan = fx.scan_file("claimant.scan", &fx.good_scan(&records));
-    // Row groups of 8 MiB: a second encoder may start once 8 MiB of records (about 8,000
-    // here) have been handed on, for a worker that would otherwise wait. Eight workers on
-    // the machine's cores keep the first encoder busy whatever the build's speed.
+    // A second encoder may start once a page's worth of records (1 MiB, about 1,000 here)
+    // has been handed on, for a worker that would otherwise wait. Eight workers on the
+    // machine's cores keep the first encoder busy whatever the build's speed.
     let output = fx
         .run(&scan, &["--workers", "8", "--file-size-mb", "16"])
         .await;
