@@ -1351,17 +1351,22 @@ mod tests {
         );
     }
 
-    /// One encoder while a page's worth or less has been handed on (here a row group, which is
-    /// smaller), however many
-    /// workers wait for it; another for a worker that would wait once more has; never more
-    /// than the maximum. A worker gets back the encoder it had when it is idle; stopping wakes
-    /// a worker that waits. Each encoder writes files of its own.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn another_encoder_starts_only_for_a_worker_that_would_wait_past_a_page() {
-        let dir = std::env::temp_dir().join(format!("intraday-lanes-{}", std::process::id()));
+    /// An empty output directory of the test's own.
+    fn fresh_output(name: &str) -> (std::path::PathBuf, Output) {
+        let dir = std::env::temp_dir().join(format!("intraday-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let output = Output::local(&dir).expect("output");
+        (dir, output)
+    }
+
+    /// One encoder while a page's worth or less has been handed on (here a row group, which
+    /// is smaller), however many workers wait for it; another for a worker that would wait
+    /// once more has; never more than the maximum. A worker gets back the encoder it had when it is idle; stopping wakes
+    /// a worker that waits. Each encoder writes files of its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_encoder_starts_only_for_a_worker_that_would_wait_past_a_page() {
+        let (dir, output) = fresh_output("lanes");
         let mut settings = WriterSettings::new(OutputFormat::Parquet, 1 << 20);
         settings.row_group_bytes = 1000;
         let lanes = Arc::new(Lanes::new(settings, 2, &output, "part-".into(), Vec::new()));
@@ -1449,10 +1454,7 @@ mod tests {
     /// enough for a second encoder: workers do not share one for a whole row group.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_second_encoder_may_start_after_a_page_not_a_whole_row_group() {
-        let dir = std::env::temp_dir().join(format!("intraday-page-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let output = Output::local(&dir).expect("output");
+        let (dir, output) = fresh_output("page");
         let settings = WriterSettings::new(OutputFormat::Parquet, 128 << 20);
         assert!(settings.row_group_bytes > 2 * PAGE_BYTES);
         let lanes = Arc::new(Lanes::new(settings, 2, &output, "part-".into(), Vec::new()));

@@ -413,7 +413,7 @@ impl ColumnPages {
         let mut pages = self
             .0
             .lock()
-            .map_err(|e| parquet_error(pages_lost(e).into()))?;
+            .map_err(|e| ExtractorError::encode("a Parquet file", pages_lost(e)))?;
         row_group
             .append_column(&ChunkSlice(&pages), closed)
             .map_err(parquet_error)?;
