@@ -119,6 +119,12 @@ if [ -z "$allocator_settings" ] || ! grep -qaF "$allocator_settings" "$target_di
   echo "package: intraday-extractor was built without .cargo/config.toml's jemalloc settings (\`${allocator_settings:-none found}\`); rebuild it from the repository's root" >&2
   exit 1
 fi
+# jemalloc is C's malloc too (Cargo.toml's tikv-jemallocator feature), so zstd's workspaces
+# are kept and reused; with glibc's they were faulted in again for every row group.
+if [ -z "$(readelf --dyn-syms -W "$target_dir/intraday-extractor" | awk '$8 == "malloc" && $7 != "UND"')" ]; then
+  echo "package: intraday-extractor does not define malloc: it was built without tikv-jemallocator's unprefixed_malloc_on_supported_platforms (Cargo.toml); rebuild it from the repository's root" >&2
+  exit 1
+fi
 install -m 0755 "$target_dir/intraday-extractor" dist/emr/intraday-extractor
 install -m 0755 infra/emr/bootstrap.sh dist/emr/bootstrap.sh
 install -m 0644 "$spark_driver" dist/emr/intraday_spark.py
