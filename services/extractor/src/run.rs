@@ -3,7 +3,8 @@
 //! encoder they borrow, whose writer uploads in order; then the manifest, last.
 //!
 //! Workers and encoders are few and the channels between them bounded, so however large a
-//! scan is, only a batch per worker and one row group per encoder are in memory at a time.
+//! scan is, only a batch per worker and one row group's compressed pages per encoder are in
+//! memory at a time.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -55,8 +56,9 @@ pub struct RunConfig {
     /// Threads per collection, each decoding and encoding a batch at a time.
     pub workers: usize,
     /// Encoders per collection at most, each writing files of its own and lent to the
-    /// workers (`Lanes`). Each holds one row group (at most [`crate::writer::MAX_ROW_GROUP_BYTES`]
-    /// of records), so the writers' memory grows with the workers, not with the scan.
+    /// workers (`Lanes`). Each holds one row group's compressed pages (at most
+    /// [`crate::writer::MAX_ROW_GROUP_BYTES`] of records), so the writers' memory grows with
+    /// the workers, not with the scan.
     pub encoders: usize,
     /// Collections extracted at the same time. The workers are shared among them (each gets
     /// `workers / collections_at_once`, at least one), and each holds a batch per worker, so
@@ -1360,10 +1362,24 @@ mod tests {
         (dir, output)
     }
 
+    /// Borrows an encoder for `worker` on a thread of its own, and gives the borrow long
+    /// enough to have returned if it need not wait.
+    fn borrowing(
+        lanes: &Arc<Lanes>,
+        worker: usize,
+        bytes: usize,
+    ) -> std::thread::JoinHandle<Result<Option<Lane>, ExtractorError>> {
+        let lanes = lanes.clone();
+        let waiting = std::thread::spawn(move || lanes.borrow(worker, bytes));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        waiting
+    }
+
     /// One encoder while a page's worth or less has been handed on (here a row group, which
     /// is smaller), however many workers wait for it; another for a worker that would wait
-    /// once more has; never more than the maximum. A worker gets back the encoder it had when it is idle; stopping wakes
-    /// a worker that waits. Each encoder writes files of its own.
+    /// once more has; never more than the maximum. A worker gets back the encoder it had
+    /// when it is idle; stopping wakes a worker that waits. Each encoder writes files of its
+    /// own.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn another_encoder_starts_only_for_a_worker_that_would_wait_past_a_page() {
         let (dir, output) = fresh_output("lanes");
@@ -1384,13 +1400,7 @@ mod tests {
         let lent = lanes.clone();
         tokio::task::spawn_blocking(move || {
             let lanes = lent;
-            let borrowing = |worker: usize, bytes: usize| {
-                let lanes = lanes.clone();
-                let waiting = std::thread::spawn(move || lanes.borrow(worker, bytes));
-                // Long enough for a borrow that need not wait to have returned.
-                std::thread::sleep(std::time::Duration::from_millis(200));
-                waiting
-            };
+            let borrowing = |worker: usize, bytes: usize| borrowing(&lanes, worker, bytes);
             let taken = |waiting: std::thread::JoinHandle<Result<Option<Lane>, _>>| {
                 waiting
                     .join()
@@ -1464,9 +1474,7 @@ mod tests {
                 .borrow(0, PAGE_BYTES)
                 .expect("lent")
                 .expect("an encoder");
-            let lanes = lent.clone();
-            let waiting = std::thread::spawn(move || lanes.borrow(1, 1));
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            let waiting = borrowing(&lent, 1, 1);
             let finished = waiting.is_finished();
             // Let a worker that waits go, whatever the outcome.
             lent.give_back(first);

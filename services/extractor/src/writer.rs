@@ -336,7 +336,6 @@ impl Write for Pieces {
 /// record, one core idle while the larger ran (BENCH.md, "Pages compressed as they fill").
 struct ParquetEncoder {
     writer: SerializedFileWriter<Pieces>,
-    properties: Arc<WriterProperties>,
     /// The row group in progress, from its first record to its close.
     group: Option<GroupInProgress>,
     /// Each column's pages, in the schema's order.
@@ -484,12 +483,14 @@ impl PageWriter for PageSink {
 impl ParquetEncoder {
     fn new(settings: &WriterSettings) -> Result<Self, ExtractorError> {
         let schema = Arc::new(parse_message_type(SCHEMA).map_err(parquet_error)?);
-        let properties = Arc::new(parquet_properties(settings.codec)?);
-        let writer = SerializedFileWriter::new(Pieces::default(), schema, properties.clone())
-            .map_err(parquet_error)?;
+        let writer = SerializedFileWriter::new(
+            Pieces::default(),
+            schema,
+            Arc::new(parquet_properties(settings.codec)?),
+        )
+        .map_err(parquet_error)?;
         Ok(Self {
             writer,
-            properties,
             group: None,
             pages: Default::default(),
             ids: Vec::new(),
@@ -533,7 +534,7 @@ impl ParquetEncoder {
             Some(group) => group,
             None => self.group.insert(GroupInProgress::new(
                 self.writer.schema_descr(),
-                &self.properties,
+                self.writer.properties(),
                 &self.pages,
             )),
         };
